@@ -1,0 +1,20 @@
+//! Every bound the code enforces lives here, so that a reader can see in one place how
+//! much memory, how many connections and how large a request the broker will accept.
+//! Names carry their unit last.
+
+/// Sector size used for torn-write boundaries on the simulated disk (HDD/SSD logical sector).
+pub const DISK_SECTOR_BYTES: u64 = 512;
+/// Page size used for torn-write boundaries on the simulated disk (page-cache writeback unit).
+pub const DISK_PAGE_BYTES: u64 = 4096;
+/// Largest single read the Disk seam will serve in one call; larger reads are a bug.
+pub const DISK_READ_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Largest length a single path component may have (Linux NAME_MAX).
+pub const DISK_NAME_BYTES_MAX: usize = 255;
+
+/// Largest frame (request or response body, excluding the 4-byte length prefix) a
+/// connection accepts. Kafka's `socket.request.max.bytes` default is 100 MiB.
+pub const FRAME_BYTES_MAX: u32 = 100 * 1024 * 1024;
+/// Largest frame the faulty transport and the sim smoke test will carry.
+pub const SIM_FRAME_BYTES_MAX: u32 = 16 * 1024 * 1024;
+/// Frames a faulty transport may hold back for delayed delivery at once.
+pub const TRANSPORT_DELAYED_FRAMES_MAX: usize = 1024;

@@ -1,0 +1,1 @@
+//! Simulated disk (placeholder until the sim disk lands in this same change).

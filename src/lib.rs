@@ -1,0 +1,5 @@
+//! Skald: a Kafka-compatible replicated log broker, built to run unchanged on real I/O
+//! and inside a deterministic simulator. See docs/ARCHITECTURE.md for the module map.
+
+pub mod base;
+pub mod io;
