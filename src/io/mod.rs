@@ -34,6 +34,8 @@ use bytes::Bytes;
 use crate::base::{IoError, IoErrorKind};
 
 pub mod clock;
+#[cfg(test)]
+mod conformance;
 pub mod real;
 pub mod sim;
 

@@ -1,1 +1,0 @@
-//! Simulated disk (placeholder until the sim disk lands in this same change).
