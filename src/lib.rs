@@ -2,4 +2,6 @@
 //! and inside a deterministic simulator. See docs/ARCHITECTURE.md for the module map.
 
 pub mod base;
+pub mod broker;
 pub mod io;
+pub mod log;

@@ -1,0 +1,234 @@
+//! `LogDriver`: the single owner of one `PartitionLog`, running as a task. Callers talk to
+//! it through a cloneable `LogHandle`.
+//!
+//! Group commit: appends are applied in arrival order. When the topic wants every write
+//! fsynced before it is acknowledged (`flush.messages=1`), the append's reply waits for a
+//! `FlushJob` that covers it. At most one job runs at a time, on a blocking thread so it
+//! never stalls the reactor; appends keep arriving while it runs, and the next job covers
+//! all of them with one fsync. Otherwise replies go out at once, and flushes follow the
+//! `flush.messages`/`flush.ms` policy in the background.
+//!
+//! Guarantee: a reply `Ok(info)` in fsync mode means every offset up to
+//! `info.last_offset` survives a crash. After a failed fsync every waiting and later
+//! append fails (the partition is offline), nothing is acknowledged.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::base::{IoError, LeaderEpoch, Offset};
+use crate::log::{AppendInfo, FlushJob, LogError, PartitionLog, ReadResult};
+
+/// Commands queued per driver before senders wait (backpressure).
+const DRIVER_QUEUE_COMMANDS_MAX: usize = 4096;
+/// How often the driver checks the time-based flush policy (`flush.ms`).
+const FLUSH_POLICY_TICK_MS: u64 = 100;
+
+type Reply<T> = oneshot::Sender<Result<T, LogError>>;
+
+enum Command {
+    Append {
+        records: Vec<u8>,
+        leader_epoch: LeaderEpoch,
+        reply: Reply<AppendInfo>,
+    },
+    Read {
+        offset: Offset,
+        max_bytes: u64,
+        upper: Option<Offset>,
+        reply: Reply<ReadResult>,
+    },
+    Flush {
+        reply: Reply<Offset>,
+    },
+    Close {
+        reply: Reply<()>,
+    },
+}
+
+/// A cheap, cloneable handle to a partition's driver task.
+#[derive(Clone, Debug)]
+pub struct LogHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+fn driver_gone() -> LogError {
+    LogError::Offline("partition driver stopped".to_string())
+}
+
+impl LogHandle {
+    /// Appends a produce request's batches as leader. In fsync mode the reply comes only
+    /// once the batches are durable.
+    pub async fn append(
+        &self,
+        records: Vec<u8>,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, LogError> {
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Append {
+            records,
+            leader_epoch,
+            reply,
+        };
+        self.tx.send(command).await.map_err(|_| driver_gone())?;
+        rx.await.map_err(|_| driver_gone())?
+    }
+
+    /// Reads up to `upper` (default: the high watermark).
+    pub async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: u64,
+        upper: Option<Offset>,
+    ) -> Result<ReadResult, LogError> {
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Read {
+            offset,
+            max_bytes,
+            upper,
+            reply,
+        };
+        self.tx.send(command).await.map_err(|_| driver_gone())?;
+        rx.await.map_err(|_| driver_gone())?
+    }
+
+    /// Makes everything appended so far durable; returns the new recovery point.
+    pub async fn flush(&self) -> Result<Offset, LogError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Flush { reply })
+            .await
+            .map_err(|_| driver_gone())?;
+        rx.await.map_err(|_| driver_gone())?
+    }
+
+    /// Flushes, checkpoints and stops the driver.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Close { reply })
+            .await
+            .map_err(|_| driver_gone())?;
+        rx.await.map_err(|_| driver_gone())?
+    }
+}
+
+/// An append waiting for a flush to cover it.
+struct Waiter {
+    info: AppendInfo,
+    reply: Reply<AppendInfo>,
+}
+
+/// A running flush: its job and the blocking task that runs it.
+type InFlight = tokio::task::JoinHandle<(FlushJob, Result<(), IoError>)>;
+
+/// Starts the driver task for `log`; returns its handle.
+pub fn spawn(log: PartitionLog) -> LogHandle {
+    let (tx, rx) = mpsc::channel(DRIVER_QUEUE_COMMANDS_MAX);
+    tokio::spawn(run(log, rx));
+    LogHandle { tx }
+}
+
+/// Starts the next flush on a blocking thread, if anything is unflushed.
+fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
+    let job = log.prepare_flush()?;
+    Some(tokio::task::spawn_blocking(move || {
+        let result = job.run();
+        (job, result)
+    }))
+}
+
+async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>) {
+    let mut waiters: Vec<Waiter> = Vec::new();
+    let mut flush_waiters: Vec<Reply<Offset>> = Vec::new();
+    let mut in_flight: Option<InFlight> = None;
+    let mut closing: Option<Reply<()>> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_POLICY_TICK_MS));
+    loop {
+        tokio::select! {
+            command = rx.recv(), if closing.is_none() => {
+                let Some(command) = command else { break };
+                match command {
+                    Command::Append { mut records, leader_epoch, reply } => {
+                        match log.append_as_leader(&mut records, leader_epoch) {
+                            Ok(info) if log.config().fsync_before_ack() => waiters.push(Waiter { info, reply }),
+                            Ok(info) => {
+                                // Without replication, acknowledged data is visible to
+                                // consumers at once: the high watermark is the log end.
+                                log.set_high_watermark(info.last_offset.next());
+                                let _ = reply.send(Ok(info));
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                    Command::Read { offset, max_bytes, upper, reply } => {
+                        let upper = upper.unwrap_or(log.high_watermark());
+                        let _ = reply.send(log.read(offset, max_bytes, upper));
+                    }
+                    Command::Flush { reply } => flush_waiters.push(reply),
+                    Command::Close { reply } => closing = Some(reply),
+                }
+            }
+            finished = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
+                in_flight = None;
+                let outcome = match finished {
+                    Ok((job, result)) => log.complete_flush(&job, result),
+                    Err(join_error) => Err(LogError::Offline(format!("flush task failed: {join_error}"))),
+                };
+                match outcome {
+                    Ok(durable) => {
+                        let (done, pending): (Vec<Waiter>, Vec<Waiter>) =
+                            waiters.drain(..).partition(|w| w.info.last_offset < durable);
+                        waiters = pending;
+                        if let Some(last) = done.iter().map(|w| w.info.last_offset).max() {
+                            log.set_high_watermark(last.next());
+                        }
+                        for waiter in done {
+                            let _ = waiter.reply.send(Ok(waiter.info));
+                        }
+                        if waiters.is_empty() {
+                            for reply in flush_waiters.drain(..) {
+                                let _ = reply.send(Ok(durable));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for waiter in waiters.drain(..) {
+                            let _ = waiter.reply.send(Err(e.clone()));
+                        }
+                        for reply in flush_waiters.drain(..) {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        if in_flight.is_none() {
+            let now_ms = log.clock_now_ms();
+            let wanted = !waiters.is_empty()
+                || !flush_waiters.is_empty()
+                || closing.is_some()
+                || log.flush_due(now_ms);
+            if wanted {
+                in_flight = start_flush(&mut log);
+                if in_flight.is_none() {
+                    // Nothing to flush: everything asked for is already durable.
+                    let durable = log.recovery_point();
+                    for reply in flush_waiters.drain(..) {
+                        let _ = reply.send(Ok(durable));
+                    }
+                    if let Some(reply) = closing.take() {
+                        let _ = reply.send(log.close());
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = log.close() {
+        tracing::error!(error = %e, "closing partition log failed");
+    }
+}

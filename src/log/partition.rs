@@ -1,0 +1,954 @@
+//! `PartitionLog`: one partition's log — an ordered set of segments, the log start
+//! offset, the recovery point (everything below it is durable), the high watermark, the
+//! leader-epoch cache and producer state.
+//!
+//! Durability: appends are *written* on return. They become durable through a
+//! `FlushJob` (prepare → run, possibly on a blocking thread → complete), which is how the
+//! L4 driver does group commit: one job's fsyncs cover every append made before it ran.
+//! A failed job takes the partition offline for good; nothing is acknowledged after.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::batch::{self, BatchMeta, BATCH_HEADER_BYTES};
+use super::checkpoint::{read_checkpoint, write_checkpoint};
+use super::config::{LogConfig, TimestampType};
+use super::epoch_cache::EpochCache;
+use super::producer_state::ProducerState;
+use super::segment::{file_stem, segment_paths, Segment};
+use super::LogError;
+use crate::base::{IoError, IoErrorKind, LeaderEpoch, Offset};
+use crate::io::{join, read_exact_at, write_atomic, Clock, DiskRef, FileRef};
+
+/// Per-partition checkpoint: `log_start_offset`, `recovery_point`, `high_watermark`.
+pub const PARTITION_CHECKPOINT: &str = "partition.checkpoint";
+/// Kafka's leader-epoch checkpoint file name.
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    /// The broker's timestamp for LogAppendTime topics, -1 otherwise.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: Offset,
+    pub record_count: u64,
+}
+
+/// What a read returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole, CRC-checked batches (possibly empty).
+    pub records: Bytes,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    pub high_watermark: Offset,
+}
+
+/// The fsyncs that make everything appended so far durable. `run` blocks; the driver
+/// runs it off the reactor, then hands the result to `PartitionLog::complete_flush`.
+#[derive(Debug)]
+pub struct FlushJob {
+    files: Vec<FileRef>,
+    dir: Option<(DiskRef, String)>,
+    /// Every offset below this is durable once the job succeeds.
+    pub up_to: Offset,
+    generation: u64,
+}
+
+impl FlushJob {
+    /// Syncs the files, then the directory if entries changed. After `Ok`, every append
+    /// made before `prepare_flush` survives a crash.
+    pub fn run(&self) -> Result<(), IoError> {
+        for file in &self.files {
+            file.sync()?;
+        }
+        if let Some((disk, dir)) = &self.dir {
+            disk.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    disk: DiskRef,
+    dir: String,
+    config: LogConfig,
+    clock: Clock,
+    segments: BTreeMap<Offset, Segment>,
+    log_start_offset: Offset,
+    recovery_point: Offset,
+    high_watermark: Offset,
+    epochs: EpochCache,
+    producers: ProducerState,
+    unflushed_messages: u64,
+    first_unflushed_ms: Option<i64>,
+    dir_dirty: bool,
+    /// Bumped by every truncation, so a flush prepared before it cannot move the
+    /// recovery point past the truncated end.
+    generation: u64,
+    offline: Option<String>,
+}
+
+/// Recovery statistics, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments_loaded: u64,
+    pub segments_scanned: u64,
+    pub bytes_truncated: u64,
+    pub segments_dropped: u64,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the partition directory `dir` and recovers it: segments
+    /// below the checkpointed recovery point are trusted (valid indexes reused), the rest
+    /// are scanned batch by batch with CRC checks and cut at the first torn or corrupt
+    /// batch; everything after a cut is dropped so the log stays a contiguous prefix.
+    pub fn open(
+        disk: DiskRef,
+        dir: &str,
+        config: LogConfig,
+        clock: Clock,
+    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        disk.create_dir_all(dir)?;
+        let mut report = RecoveryReport::default();
+        let names = disk.list(dir)?;
+        let mut bases = Vec::new();
+        for name in &names {
+            if name.ends_with(".tmp") || name.ends_with(".deleted") {
+                disk.remove(&join(dir, name))?;
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".log") {
+                if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                    if let Ok(base) = stem.parse::<i64>() {
+                        bases.push(Offset(base));
+                    }
+                }
+            }
+        }
+        bases.sort();
+        let checkpoint = read_checkpoint(disk.as_ref(), &join(dir, PARTITION_CHECKPOINT), 3)
+            .ok()
+            .flatten();
+        let (mut log_start_offset, checkpoint_recovery, checkpoint_hw) = match checkpoint.as_deref()
+        {
+            Some([row]) => (Offset(row[0]), Offset(row[1]), Offset(row[2])),
+            _ => (Offset(0), Offset(0), Offset(0)),
+        };
+
+        let mut segments = BTreeMap::new();
+        let mut cut = false;
+        for (i, base) in bases.iter().enumerate() {
+            if cut {
+                // A cut earlier in the log: later segments would leave a hole. Drop them.
+                for path in segment_paths(dir, *base) {
+                    if disk.exists(&path)? {
+                        disk.remove(&path)?;
+                    }
+                }
+                report.segments_dropped += 1;
+                continue;
+            }
+            let mut segment =
+                Segment::open(disk.as_ref(), dir, *base, config.index_interval_bytes)?;
+            let next_base = bases.get(i + 1).copied();
+            let below_recovery_point = next_base.is_some_and(|next| next <= checkpoint_recovery);
+            let trusted = below_recovery_point && segment.load_trusted().is_ok();
+            if trusted {
+                report.segments_loaded += 1;
+            } else {
+                let outcome = segment.recover(&|b: &[u8]| batch::crc_matches(b), &mut |_| {})?;
+                report.segments_scanned += 1;
+                report.bytes_truncated += outcome.truncated_bytes;
+                if outcome.stopped.is_some() {
+                    cut = true;
+                }
+            }
+            if let Some(next) = next_base {
+                if !cut && segment.next_offset() > next {
+                    return Err(LogError::Corrupt {
+                        detail: format!("segment {base} overlaps the next segment {next}"),
+                    });
+                }
+            }
+            segments.insert(*base, segment);
+        }
+        // Drop empty segments in the middle (a crash right after a roll), keeping the last.
+        let empty_middle: Vec<Offset> = segments
+            .iter()
+            .rev()
+            .skip(1)
+            .filter(|(_, s)| s.is_empty())
+            .map(|(b, _)| *b)
+            .collect();
+        for base in empty_middle {
+            segments.remove(&base);
+            for path in segment_paths(dir, base) {
+                if disk.exists(&path)? {
+                    disk.remove(&path)?;
+                }
+            }
+        }
+        let first_base = segments.keys().next().copied();
+        let mut dir_dirty = false;
+        if let Some(first) = first_base {
+            log_start_offset = log_start_offset.max(first);
+        } else {
+            let segment = Segment::create(
+                disk.as_ref(),
+                dir,
+                log_start_offset,
+                config.index_interval_bytes,
+            )?;
+            segments.insert(log_start_offset, segment);
+            dir_dirty = true;
+        }
+        let mut log = PartitionLog {
+            disk,
+            dir: dir.to_string(),
+            config,
+            clock,
+            segments,
+            log_start_offset,
+            recovery_point: Offset(0),
+            high_watermark: Offset(0),
+            epochs: EpochCache::new(),
+            producers: ProducerState::new(),
+            unflushed_messages: 0,
+            first_unflushed_ms: None,
+            dir_dirty,
+            generation: 0,
+            offline: None,
+        };
+        let log_end = log.log_end_offset();
+        log.log_start_offset = log.log_start_offset.min(log_end);
+        log.high_watermark = checkpoint_hw.clamp(log.log_start_offset, log_end);
+        log.load_epochs()?;
+        log.rebuild_producer_state()?;
+        // What recovery read back may still sit only in the page cache: make it durable
+        // before calling it recovered.
+        log.recovery_point = log.log_start_offset.min(checkpoint_recovery);
+        log.flush_now()?;
+        log.write_partition_checkpoint()?;
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the config (AlterConfigs); takes effect for later appends and rolls.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.active().next_offset()
+    }
+
+    pub fn recovery_point(&self) -> Offset {
+        self.recovery_point
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.high_watermark
+    }
+
+    pub fn epochs(&self) -> &EpochCache {
+        &self.epochs
+    }
+
+    pub fn producers(&self) -> &ProducerState {
+        &self.producers
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size_bytes()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The log's wall clock, for flush and retention policies.
+    pub fn clock_now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline.is_some()
+    }
+
+    /// Moves the high watermark (replication's decision; a single node sets it to the
+    /// log end once appends are acknowledged). Never backwards, never past the log end.
+    pub fn set_high_watermark(&mut self, high_watermark: Offset) {
+        let capped = high_watermark.min(self.log_end_offset());
+        if capped > self.high_watermark {
+            self.high_watermark = capped;
+        }
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    fn check_online(&self) -> Result<(), LogError> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Any I/O error on a write path takes the partition offline: we no longer know
+    /// what is on disk.
+    fn fail<T>(&mut self, err: IoError) -> Result<T, LogError> {
+        let reason = err.to_string();
+        self.offline = Some(reason.clone());
+        Err(LogError::Offline(reason))
+    }
+
+    /// Validates every batch in `records` (a Produce request's records for this
+    /// partition), assigns offsets from the log end by patching `baseOffset` in place,
+    /// stamps `leader_epoch`, and appends them. All or nothing: a bad batch rejects the
+    /// whole set before anything is written.
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_online()?;
+        let now_ms = self.clock.now_ms();
+        let metas = self.validate_produce(records, now_ms)?;
+        let first_offset = self.log_end_offset();
+        let mut next = first_offset;
+        let mut position = 0usize;
+        let mut record_count = 0u64;
+        let log_append_time_ms = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        for meta in &metas {
+            let end = position + meta.size_bytes as usize;
+            let bytes = &mut records[position..end];
+            batch::patch_base_offset(bytes, next);
+            batch::patch_leader_epoch(bytes, leader_epoch);
+            if log_append_time_ms >= 0 {
+                batch::patch_log_append_time(bytes, log_append_time_ms);
+            }
+            let stored =
+                batch::read_header(bytes).map_err(|p| LogError::InvalidBatch(format!("{p:?}")))?;
+            self.append_batch(bytes, &stored, now_ms)?;
+            next = stored.next_offset();
+            record_count += stored.record_count.max(0) as u64;
+            position = end;
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: Offset(next.0 - 1),
+            log_append_time_ms,
+            log_start_offset: self.log_start_offset,
+            record_count,
+        })
+    }
+
+    /// Checks a produce request's batches; returns their headers in order.
+    fn validate_produce(&self, records: &[u8], now_ms: i64) -> Result<Vec<BatchMeta>, LogError> {
+        let mut metas = Vec::new();
+        let mut position = 0usize;
+        if records.is_empty() {
+            return Err(LogError::InvalidBatch("no record batches".to_string()));
+        }
+        while position < records.len() {
+            let rest = &records[position..];
+            let meta = batch::read_header(rest)
+                .map_err(|p| LogError::InvalidBatch(format!("bad batch header: {p:?}")))?;
+            if meta.size_bytes > rest.len() as u64 {
+                return Err(LogError::InvalidBatch("truncated record batch".to_string()));
+            }
+            if meta.size_bytes > self.config.max_message_bytes {
+                return Err(LogError::RecordTooLarge {
+                    size_bytes: meta.size_bytes,
+                    max_bytes: self.config.max_message_bytes,
+                });
+            }
+            let bytes = &rest[..meta.size_bytes as usize];
+            if !batch::crc_matches(bytes) {
+                return Err(LogError::Corrupt {
+                    detail: "record batch CRC mismatch".to_string(),
+                });
+            }
+            if meta.record_count <= 0
+                || meta.record_count as i64 != meta.last_offset_delta as i64 + 1
+            {
+                return Err(LogError::InvalidBatch(format!(
+                    "record count {} does not match last offset delta {}",
+                    meta.record_count, meta.last_offset_delta
+                )));
+            }
+            if self.config.timestamp_type == TimestampType::CreateTime {
+                for timestamp_ms in [meta.base_timestamp_ms, meta.max_timestamp_ms] {
+                    let too_old =
+                        now_ms.saturating_sub(timestamp_ms) > self.config.timestamp_before_max_ms;
+                    let too_new =
+                        timestamp_ms.saturating_sub(now_ms) > self.config.timestamp_after_max_ms;
+                    if too_old || too_new {
+                        return Err(LogError::InvalidTimestamp { timestamp_ms });
+                    }
+                }
+            }
+            metas.push(meta);
+            position += meta.size_bytes as usize;
+        }
+        Ok(metas)
+    }
+
+    /// Appends one batch with final offsets, rolling first if the active segment is full.
+    fn append_batch(
+        &mut self,
+        bytes: &[u8],
+        meta: &BatchMeta,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        assert_eq!(
+            meta.base_offset,
+            self.log_end_offset(),
+            "appends must continue the log"
+        );
+        if self.should_roll(meta, now_ms) {
+            self.roll()?;
+        }
+        if let Err(e) = self.active_mut().append(bytes, meta) {
+            return self.fail(e);
+        }
+        if self
+            .epochs
+            .assign(meta.partition_leader_epoch, meta.base_offset)
+        {
+            self.write_epoch_checkpoint()?;
+        }
+        self.producers.update(meta);
+        self.unflushed_messages += meta.record_count.max(0) as u64;
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    fn should_roll(&self, meta: &BatchMeta, now_ms: i64) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size_bytes() + meta.size_bytes > self.config.segment_bytes;
+        let too_old =
+            now_ms.saturating_sub(active.first_batch_timestamp_ms()) >= self.config.segment_ms;
+        let index_full = active.index_bytes() + super::index::OFFSET_ENTRY_BYTES
+            > self.config.segment_index_bytes;
+        let offsets_overflow = meta.last_offset().0 - active.base.0 > i32::MAX as i64;
+        too_big || too_old || index_full || offsets_overflow
+    }
+
+    /// Starts a new segment at the log end, snapshotting producer state there.
+    fn roll(&mut self) -> Result<(), LogError> {
+        let base = self.log_end_offset();
+        let snapshot = join(&self.dir, &format!("{}.snapshot", file_stem(base)));
+        if let Err(e) = write_atomic(self.disk.as_ref(), &snapshot, &self.producers.encode()) {
+            return self.fail(e);
+        }
+        match Segment::create(
+            self.disk.as_ref(),
+            &self.dir,
+            base,
+            self.config.index_interval_bytes,
+        ) {
+            Ok(segment) => {
+                self.segments.insert(base, segment);
+                self.dir_dirty = true;
+                Ok(())
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Whether the flush policy (`flush.messages`, `flush.ms`) asks for a flush now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        if self.unflushed_messages == 0 && !self.dir_dirty {
+            return false;
+        }
+        let by_count = self.unflushed_messages >= self.config.flush_messages.max(1) as u64;
+        let by_time = self
+            .first_unflushed_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) >= self.config.flush_ms);
+        by_count || by_time
+    }
+
+    /// The fsyncs that would make the whole log durable, or `None` if it already is.
+    pub fn prepare_flush(&mut self) -> Option<FlushJob> {
+        let log_end = self.log_end_offset();
+        if self.recovery_point >= log_end && !self.dir_dirty {
+            return None;
+        }
+        let recovery_point = self.recovery_point;
+        let active_base = self.active().base;
+        let files: Vec<FileRef> = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset() > recovery_point || s.base >= recovery_point)
+            .flat_map(|s| s.files(s.base != active_base))
+            .collect();
+        let dir = self
+            .dir_dirty
+            .then(|| (self.disk.clone(), self.dir.clone()));
+        self.dir_dirty = false;
+        self.unflushed_messages = 0;
+        self.first_unflushed_ms = None;
+        Some(FlushJob {
+            files,
+            dir,
+            up_to: log_end,
+            generation: self.generation,
+        })
+    }
+
+    /// Records a flush's outcome. On failure the partition goes offline for good: the
+    /// unsynced data may or may not be on disk, and an fsync is never retried.
+    pub fn complete_flush(
+        &mut self,
+        job: &FlushJob,
+        result: Result<(), IoError>,
+    ) -> Result<Offset, LogError> {
+        if let Err(e) = result {
+            return self.fail(e);
+        }
+        if job.generation == self.generation && job.up_to > self.recovery_point {
+            self.recovery_point = job.up_to.min(self.log_end_offset());
+        }
+        // Sealed segments that are now durable get zero-copy read handles.
+        let recovery_point = self.recovery_point;
+        let last = self.active().base;
+        for segment in self.segments.values_mut() {
+            if segment.base != last && segment.next_offset() <= recovery_point {
+                if let Err(e) = segment.open_reader(self.disk.as_ref(), &self.dir) {
+                    tracing::warn!(dir = %self.dir, error = %e, "could not map sealed segment; reading through the file");
+                }
+            }
+        }
+        Ok(self.recovery_point)
+    }
+
+    /// Prepares, runs and completes a flush on this thread (tests, shutdown, recovery).
+    pub fn flush_now(&mut self) -> Result<Offset, LogError> {
+        self.check_online()?;
+        match self.prepare_flush() {
+            Some(job) => {
+                let result = job.run();
+                self.complete_flush(&job, result)
+            }
+            None => Ok(self.recovery_point),
+        }
+    }
+
+    /// Reads whole batches from `offset`: at most `max_bytes` (but always the first
+    /// batch whole), from one segment, none at or past `upper` (the high watermark for
+    /// consumers, the log end for followers). Every batch returned passed its CRC check.
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: u64,
+        upper: Offset,
+    ) -> Result<ReadResult, LogError> {
+        self.check_online()?;
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        let upper = upper.min(log_end);
+        let mut records = Bytes::new();
+        if offset < upper {
+            // The segment holding `offset`, or the next non-empty one after it.
+            let start = self
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(offset, |(b, _)| *b);
+            for segment in self.segments.range(start..).map(|(_, s)| s) {
+                if let Some(bytes) = segment.read(offset, max_bytes, upper)? {
+                    records = verified_prefix(bytes, segment.base)?;
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult {
+            records,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: log_end,
+            high_watermark: self.high_watermark,
+        })
+    }
+
+    /// ListOffsets by timestamp: the first batch whose max timestamp is >= `timestamp_ms`
+    /// and that starts at or after the log start, as (its location's bytes, base offset).
+    /// The broker looks inside the batch for the first record at or after the timestamp.
+    pub fn batch_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Bytes>, LogError> {
+        self.check_online()?;
+        for segment in self.segments.values() {
+            if segment.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if let Some(location) = segment.find_by_timestamp(timestamp_ms)? {
+                let bytes = verified_prefix(segment.batch_bytes(&location)?, segment.base)?;
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the batch holding the largest timestamp in the log.
+    pub fn batch_with_max_timestamp(&self) -> Result<Option<Bytes>, LogError> {
+        self.check_online()?;
+        let best = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .max_by_key(|s| (s.max_timestamp_ms(), std::cmp::Reverse(s.base)));
+        let Some(segment) = best else {
+            return Ok(None);
+        };
+        match segment.find(segment.offset_of_max_timestamp())? {
+            Some(location) => Ok(Some(verified_prefix(
+                segment.batch_bytes(&location)?,
+                segment.base,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (at most the high
+    /// watermark), deletes segments wholly below it, and checkpoints it durably.
+    pub fn delete_records(&mut self, offset: Offset) -> Result<Offset, LogError> {
+        self.check_online()?;
+        if offset < Offset(0) || offset > self.high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.epochs.truncate_from_start(offset);
+            self.write_partition_checkpoint()?;
+            self.delete_segments_below_start()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Retention by time and size. Only segments wholly below the high watermark and
+    /// not active are deleted. Returns how many were.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.check_online()?;
+        let mut total_bytes = self.size_bytes() as i64;
+        let mut new_start = self.log_start_offset;
+        let active_base = self.active().base;
+        let mut deleted = 0;
+        for segment in self.segments.values() {
+            if segment.base == active_base || segment.next_offset() > self.high_watermark {
+                break;
+            }
+            let expired = self.config.retention_ms >= 0
+                && segment.max_timestamp_ms() >= 0
+                && now_ms.saturating_sub(segment.max_timestamp_ms()) > self.config.retention_ms;
+            let oversize = self.config.retention_bytes >= 0
+                && total_bytes - segment.size_bytes() as i64 >= self.config.retention_bytes;
+            if !(expired || oversize) {
+                break;
+            }
+            total_bytes -= segment.size_bytes() as i64;
+            new_start = segment.next_offset();
+            deleted += 1;
+        }
+        if deleted > 0 {
+            self.log_start_offset = new_start;
+            self.epochs.truncate_from_start(new_start);
+            self.write_partition_checkpoint()?;
+            self.delete_segments_below_start()?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_segments_below_start(&mut self) -> Result<(), LogError> {
+        let active_base = self.active().base;
+        let doomed: Vec<Offset> = self
+            .segments
+            .values()
+            .filter(|s| s.base != active_base && s.next_offset() <= self.log_start_offset)
+            .map(|s| s.base)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        for base in &doomed {
+            self.segments.remove(base);
+            let mut paths = segment_paths(&self.dir, *base).to_vec();
+            paths.push(join(&self.dir, &format!("{}.snapshot", file_stem(*base))));
+            for path in paths {
+                match self.disk.remove(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind == IoErrorKind::NotFound => {}
+                    Err(e) => return self.fail(e),
+                }
+            }
+        }
+        if let Err(e) = self.disk.sync_dir(&self.dir) {
+            return self.fail(e);
+        }
+        Ok(())
+    }
+
+    /// Removes every batch whose last offset is >= `offset` (replication's truncation
+    /// after a leader change; a batch holding `offset` goes whole), then makes the
+    /// truncation durable at once, so a crash cannot bring the removed batches back.
+    pub fn truncate_to(&mut self, offset: Offset) -> Result<Offset, LogError> {
+        self.check_online()?;
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        if offset < self.log_start_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        self.generation += 1;
+        // Segments starting at or after `offset` go, except the first one (which is then
+        // emptied): the log always keeps an active segment.
+        let first_base = self
+            .segments
+            .keys()
+            .next()
+            .copied()
+            .expect("a partition log always has a segment");
+        let doomed: Vec<Offset> = self
+            .segments
+            .range(offset..)
+            .map(|(b, _)| *b)
+            .filter(|b| *b != first_base)
+            .collect();
+        for base in doomed {
+            self.segments.remove(&base);
+            let mut paths = segment_paths(&self.dir, base).to_vec();
+            paths.push(join(&self.dir, &format!("{}.snapshot", file_stem(base))));
+            for path in paths {
+                match self.disk.remove(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind == IoErrorKind::NotFound => {}
+                    Err(e) => return self.fail(e),
+                }
+            }
+            self.dir_dirty = true;
+        }
+        self.active_mut().truncate_to(offset)?;
+        let log_end = self.log_end_offset();
+        self.recovery_point = self.recovery_point.min(log_end);
+        self.high_watermark = self.high_watermark.min(log_end);
+        if self.epochs.truncate_from_end(log_end) {
+            self.write_epoch_checkpoint()?;
+        }
+        self.rebuild_producer_state()?;
+        // Sync the truncated files now (not just at the next flush): otherwise a crash
+        // could restore bytes past the new end, and new appends could then sit beside them.
+        let files = self.active().files(true);
+        for file in files {
+            if let Err(e) = file.sync() {
+                return self.fail(e);
+            }
+        }
+        self.flush_now()?;
+        Ok(log_end)
+    }
+
+    /// Writes the checkpoints and syncs everything: a clean shutdown.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.flush_now()?;
+        self.write_partition_checkpoint()
+    }
+
+    /// Writes `partition.checkpoint` (log start, recovery point, high watermark).
+    pub fn write_partition_checkpoint(&mut self) -> Result<(), LogError> {
+        let row = vec![
+            self.log_start_offset.0,
+            self.recovery_point.0,
+            self.high_watermark.0,
+        ];
+        let path = join(&self.dir, PARTITION_CHECKPOINT);
+        match write_checkpoint(self.disk.as_ref(), &path, &[row]) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn write_epoch_checkpoint(&mut self) -> Result<(), LogError> {
+        let rows: Vec<Vec<i64>> = self
+            .epochs
+            .entries()
+            .iter()
+            .map(|(e, o)| vec![e.0 as i64, o.0])
+            .collect();
+        let path = join(&self.dir, LEADER_EPOCH_CHECKPOINT);
+        match write_checkpoint(self.disk.as_ref(), &path, &rows) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Loads the epoch cache from its checkpoint, or rebuilds it from the batches'
+    /// partitionLeaderEpoch fields if the file is missing or malformed.
+    fn load_epochs(&mut self) -> Result<(), LogError> {
+        let path = join(&self.dir, LEADER_EPOCH_CHECKPOINT);
+        let loaded = match read_checkpoint(self.disk.as_ref(), &path, 2) {
+            Ok(Some(rows)) => {
+                let entries = rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            LeaderEpoch(r[0].clamp(i32::MIN as i64, i32::MAX as i64) as i32),
+                            Offset(r[1]),
+                        )
+                    })
+                    .collect();
+                EpochCache::from_entries(entries)
+            }
+            Ok(None) | Err(_) => None,
+        };
+        let mut epochs = match loaded {
+            Some(cache) => cache,
+            None => {
+                let mut cache = EpochCache::new();
+                self.for_each_batch_from(self.log_start_offset, &mut |meta| {
+                    if meta.partition_leader_epoch.0 >= 0
+                        && cache
+                            .latest()
+                            .is_none_or(|(e, _)| meta.partition_leader_epoch > e)
+                    {
+                        cache.assign(meta.partition_leader_epoch, meta.base_offset);
+                    }
+                })?;
+                cache
+            }
+        };
+        epochs.truncate_from_end(self.log_end_offset());
+        epochs.truncate_from_start(self.log_start_offset);
+        self.epochs = epochs;
+        self.write_epoch_checkpoint()
+    }
+
+    /// Producer state = latest valid snapshot at or below the log end + replay of the
+    /// batches after it.
+    fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
+        let log_end = self.log_end_offset();
+        let mut snapshots: Vec<Offset> = self
+            .disk
+            .list(&self.dir)?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".snapshot"))
+            .filter_map(|stem| stem.parse::<i64>().ok())
+            .map(Offset)
+            .collect();
+        snapshots.sort();
+        let mut state = ProducerState::new();
+        let mut replay_from = self.segments.keys().next().copied().unwrap_or(Offset(0));
+        for snapshot in snapshots.iter().rev() {
+            let path = join(&self.dir, &format!("{}.snapshot", file_stem(*snapshot)));
+            if *snapshot > log_end {
+                self.disk.remove(&path)?;
+                continue;
+            }
+            if *snapshot < replay_from {
+                break;
+            }
+            let file = self.disk.open(&path)?;
+            let bytes = read_exact_at(file.as_ref(), 0, file.len()?)?;
+            if let Some(loaded) = ProducerState::decode(&bytes) {
+                state = loaded;
+                replay_from = *snapshot;
+                break;
+            }
+        }
+        self.for_each_batch_from(replay_from, &mut |meta| state.update(meta))?;
+        self.producers = state;
+        Ok(())
+    }
+
+    /// Walks batch headers from `offset` to the end.
+    fn for_each_batch_from(
+        &self,
+        offset: Offset,
+        visit: &mut dyn FnMut(&BatchMeta),
+    ) -> Result<(), LogError> {
+        let start = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(offset, |(b, _)| *b);
+        for segment in self.segments.range(start..).map(|(_, s)| s) {
+            let mut position = match segment.find(offset)? {
+                Some(location) => location.position,
+                None => continue,
+            };
+            while position < segment.size_bytes() {
+                let meta = segment.header_at(position)?;
+                visit(&meta);
+                position += meta.size_bytes;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The CRC-valid prefix of `bytes` (whole batches). If the very first batch is corrupt,
+/// an error: corrupt data is never served.
+fn verified_prefix(bytes: Bytes, segment_base: Offset) -> Result<Bytes, LogError> {
+    let mut position = 0usize;
+    while position < bytes.len() {
+        let rest = &bytes[position..];
+        let valid = batch::read_header(rest)
+            .ok()
+            .filter(|m| m.size_bytes as usize <= rest.len() && m.size_bytes >= BATCH_HEADER_BYTES)
+            .filter(|m| batch::crc_matches(&rest[..m.size_bytes as usize]));
+        match valid {
+            Some(meta) => position += meta.size_bytes as usize,
+            None if position == 0 => {
+                return Err(LogError::Corrupt {
+                    detail: format!("batch failed its CRC check in segment {segment_base}"),
+                })
+            }
+            None => break,
+        }
+    }
+    Ok(bytes.slice(..position))
+}

@@ -1,0 +1,273 @@
+//! Per-partition producer state for the idempotent producer: for each producer id, its
+//! epoch and the sequence ranges and offsets of its last few batches, so a retried batch
+//! can be recognised as a duplicate and answered with its original offsets.
+//!
+//! The state is a pure function of the log: `update` is called for every appended batch,
+//! live and during recovery (replay). Snapshots (`<offset:020>.snapshot`, the state of
+//! all batches below `offset`) are taken at segment roll so recovery replays only the
+//! tail. Snapshot format: `version: u16 = 1`, `crc32c: u32` of the rest, `count: u32`,
+//! then per producer `producer_id: i64, epoch: i16, last_timestamp_ms: i64,
+//! batch_count: u8` and per batch `first_sequence: i32, last_sequence: i32,
+//! first_offset: i64, last_offset: i64`; all big-endian.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::batch::BatchMeta;
+use crate::base::{Offset, ProducerEpoch, ProducerId, Sequence};
+
+/// Batches remembered per producer (Kafka keeps the last 5, matching
+/// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
+pub const PRODUCER_BATCHES_MAX: usize = 5;
+/// Producers a snapshot may hold; a larger count means the file is corrupt.
+const SNAPSHOT_PRODUCERS_MAX: u32 = 10_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSequence {
+    pub first_sequence: Sequence,
+    pub last_sequence: Sequence,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ProducerEntry {
+    pub epoch: ProducerEpoch,
+    pub last_timestamp_ms: i64,
+    pub batches: VecDeque<BatchSequence>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ProducerState {
+    producers: BTreeMap<ProducerId, ProducerEntry>,
+}
+
+impl ProducerState {
+    pub fn new() -> ProducerState {
+        ProducerState::default()
+    }
+
+    pub fn get(&self, producer_id: ProducerId) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Records an appended batch. Batches without a producer id are ignored.
+    pub fn update(&mut self, meta: &BatchMeta) {
+        if meta.producer_id.0 < 0 || meta.is_control() {
+            return;
+        }
+        let entry = self.producers.entry(meta.producer_id).or_default();
+        if meta.producer_epoch > entry.epoch {
+            entry.batches.clear();
+        }
+        entry.epoch = meta.producer_epoch;
+        entry.last_timestamp_ms = meta.max_timestamp_ms;
+        if meta.base_sequence.0 >= 0 {
+            let last_sequence = meta.base_sequence.0.wrapping_add(meta.last_offset_delta);
+            entry.batches.push_back(BatchSequence {
+                first_sequence: meta.base_sequence,
+                last_sequence: Sequence(if last_sequence < 0 {
+                    last_sequence - i32::MIN
+                } else {
+                    last_sequence
+                }),
+                first_offset: meta.base_offset,
+                last_offset: meta.last_offset(),
+            });
+            while entry.batches.len() > PRODUCER_BATCHES_MAX {
+                entry.batches.pop_front();
+            }
+        }
+    }
+
+    /// A previously appended batch with the same producer, epoch and sequence range.
+    pub fn find_duplicate(&self, meta: &BatchMeta) -> Option<BatchSequence> {
+        let entry = self.producers.get(&meta.producer_id)?;
+        if entry.epoch != meta.producer_epoch {
+            return None;
+        }
+        entry
+            .batches
+            .iter()
+            .find(|b| {
+                b.first_sequence == meta.base_sequence
+                    && b.last_offset.0 - b.first_offset.0 == meta.last_offset_delta as i64
+            })
+            .copied()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (id, entry) in &self.producers {
+            body.extend_from_slice(&id.0.to_be_bytes());
+            body.extend_from_slice(&entry.epoch.0.to_be_bytes());
+            body.extend_from_slice(&entry.last_timestamp_ms.to_be_bytes());
+            body.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                body.extend_from_slice(&b.first_sequence.0.to_be_bytes());
+                body.extend_from_slice(&b.last_sequence.0.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.0.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.0.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() + 6);
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes a snapshot; `None` if it is malformed or its checksum does not match.
+    pub fn decode(bytes: &[u8]) -> Option<ProducerState> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.u16()? != 1 {
+            return None;
+        }
+        let crc = r.u32()?;
+        if crc32c::crc32c(bytes.get(6..)?) != crc {
+            return None;
+        }
+        let count = r.u32()?;
+        if count > SNAPSHOT_PRODUCERS_MAX {
+            return None;
+        }
+        let mut producers = BTreeMap::new();
+        for _ in 0..count {
+            let id = ProducerId(r.i64()?);
+            let epoch = ProducerEpoch(r.u16()? as i16);
+            let last_timestamp_ms = r.i64()?;
+            let batch_count = r.u8()? as usize;
+            if batch_count > PRODUCER_BATCHES_MAX {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(batch_count);
+            for _ in 0..batch_count {
+                batches.push_back(BatchSequence {
+                    first_sequence: Sequence(r.u32()? as i32),
+                    last_sequence: Sequence(r.u32()? as i32),
+                    first_offset: Offset(r.i64()?),
+                    last_offset: Offset(r.i64()?),
+                });
+            }
+            producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    last_timestamp_ms,
+                    batches,
+                },
+            );
+        }
+        (r.at == bytes.len()).then_some(ProducerState { producers })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(N)?)?;
+        self.at += N;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Some(out)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take::<2>().map(u16::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take::<4>().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take::<8>().map(i64::from_be_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::LeaderEpoch;
+
+    fn meta(pid: i64, epoch: i16, seq: i32, base: i64, delta: i32) -> BatchMeta {
+        BatchMeta {
+            base_offset: Offset(base),
+            size_bytes: 100,
+            partition_leader_epoch: LeaderEpoch(0),
+            magic: 2,
+            attributes: 0,
+            last_offset_delta: delta,
+            base_timestamp_ms: 1,
+            max_timestamp_ms: 1,
+            producer_id: ProducerId(pid),
+            producer_epoch: ProducerEpoch(epoch),
+            base_sequence: Sequence(seq),
+            record_count: delta + 1,
+        }
+    }
+
+    #[test]
+    fn keeps_last_five_batches_and_finds_duplicates() {
+        let mut state = ProducerState::new();
+        for i in 0..7 {
+            state.update(&meta(9, 0, i * 2, 100 + i as i64 * 2, 1));
+        }
+        state.update(&meta(-1, -1, -1, 200, 0));
+        assert_eq!(state.len(), 1);
+        let entry = state.get(ProducerId(9)).unwrap();
+        assert_eq!(entry.batches.len(), PRODUCER_BATCHES_MAX);
+        assert_eq!(
+            state
+                .find_duplicate(&meta(9, 0, 12, 0, 1))
+                .unwrap()
+                .first_offset,
+            Offset(112)
+        );
+        assert!(
+            state.find_duplicate(&meta(9, 0, 0, 0, 1)).is_none(),
+            "evicted batch"
+        );
+        assert!(
+            state.find_duplicate(&meta(9, 1, 12, 0, 1)).is_none(),
+            "other epoch"
+        );
+        state.update(&meta(9, 1, 0, 300, 0));
+        assert_eq!(
+            state.get(ProducerId(9)).unwrap().batches.len(),
+            1,
+            "new epoch resets"
+        );
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_corruption() {
+        let mut state = ProducerState::new();
+        state.update(&meta(1, 0, 0, 0, 4));
+        state.update(&meta(2, 3, 10, 5, 0));
+        let bytes = state.encode();
+        assert_eq!(ProducerState::decode(&bytes), Some(state));
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(ProducerState::decode(&bad), None, "flip at {i} accepted");
+            assert_eq!(
+                ProducerState::decode(&bytes[..i]),
+                None,
+                "truncation at {i} accepted"
+            );
+        }
+    }
+}
