@@ -5,3 +5,4 @@ pub mod base;
 pub mod broker;
 pub mod io;
 pub mod log;
+pub mod protocol;

@@ -18,3 +18,20 @@ pub const FRAME_BYTES_MAX: u32 = 100 * 1024 * 1024;
 pub const SIM_FRAME_BYTES_MAX: u32 = 16 * 1024 * 1024;
 /// Frames a faulty transport may hold back for delayed delivery at once.
 pub const TRANSPORT_DELAYED_FRAMES_MAX: usize = 1024;
+
+/// Largest RecordBatch (whole batch, header included) any decoder accepts: a batch
+/// cannot be larger than the frame that carried it. Per-topic `max.message.bytes` is
+/// checked by the caller against `BatchInfo::size_bytes`.
+pub const RECORD_BATCH_BYTES_MAX: u64 = FRAME_BYTES_MAX as u64;
+/// Largest records section a compressed batch may decompress to. Bounds decompression
+/// bombs; a zstd window is capped to the same size.
+pub const RECORD_BATCH_DECOMPRESSED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most records one batch may declare. librdkafka's `batch.num.messages` tops out at
+/// 1,000,000, so no real client exceeds this; it bounds the decoded `Vec<Record>`.
+pub const RECORD_BATCH_RECORDS_MAX: i32 = 1 << 20;
+/// Most headers, summed over all records, one batch may carry when decoded.
+pub const RECORD_BATCH_HEADERS_MAX: usize = 1 << 20;
+/// Largest zstd window (log2 bytes) a decoder accepts: 128 MiB, zstd's own default cap,
+/// which covers every level Kafka allows (`compression.zstd.level` up to 22). A frame
+/// asking for more is refused instead of sizing the decoder's buffer.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
