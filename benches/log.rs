@@ -1,0 +1,241 @@
+//! Log engine throughput, each figure beside the raw filesystem doing the same work in
+//! the same run, so the ratio is the number that matters:
+//!
+//! - `append_{1KiB,64KiB}/skald` vs `/raw_write`: appends without fsync (page cache).
+//! - `append_fsync_{1KiB,64KiB}/skald` vs `/raw_write_fsync`: fsync after every append.
+//! - `group_commit_64/skald_driver` vs `/fsync_per_append`: 64 concurrent appenders
+//!   through the partition driver in fsync-before-ack mode, against the same appends
+//!   fsynced one by one.
+//! - `read_sequential/skald` vs `/raw_read`: reading a whole multi-segment log.
+//!
+//! Files go under the target dir's tmp folder (the same filesystem for both sides).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use skald::base::{LeaderEpoch, Offset};
+use skald::io::real::RealDisk;
+use skald::io::{Clock, DiskRef};
+use skald::log::{LogConfig, PartitionLog};
+use skald::protocol::{Compression, RecordBatchBuilder, RecordInput};
+
+/// Segment size for the benches; retention keeps a few so the disk does not fill.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const RETAINED_BYTES: i64 = 256 * 1024 * 1024;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// One batch of `batch_bytes` (about): records of 1 KiB values.
+fn batch_of(batch_bytes: usize) -> Vec<u8> {
+    let mut builder = RecordBatchBuilder::new(Compression::None);
+    let records = (batch_bytes / 1024).max(1);
+    let value_bytes = batch_bytes / records - 80;
+    for i in 0..records {
+        builder.append(RecordInput {
+            timestamp_ms: skald::io::real::system_time_ms(),
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(vec![b'v'; value_bytes])),
+            headers: Vec::new(),
+        });
+    }
+    builder.build().expect("batch").to_vec()
+}
+
+fn open_log(dir: &PathBuf, fsync: bool) -> PartitionLog {
+    let disk: DiskRef = Arc::new(RealDisk::open(dir).expect("disk"));
+    let config = LogConfig {
+        segment_bytes: SEGMENT_BYTES,
+        retention_bytes: RETAINED_BYTES,
+        flush_messages: if fsync { 1 } else { i64::MAX },
+        ..LogConfig::default()
+    };
+    PartitionLog::open(disk, "bench-0", config, Clock::system()).expect("open log").0
+}
+
+/// A raw appender rotating files like segments, so both sides do the same file churn.
+struct RawWriter {
+    dir: PathBuf,
+    file: fs::File,
+    written_bytes: u64,
+    index: u64,
+}
+
+impl RawWriter {
+    fn new(dir: PathBuf) -> RawWriter {
+        let file = fs::File::create(dir.join("raw-0")).expect("raw file");
+        RawWriter { dir, file, written_bytes: 0, index: 0 }
+    }
+
+    fn write(&mut self, bytes: &[u8], fsync: bool) {
+        if self.written_bytes + bytes.len() as u64 > SEGMENT_BYTES {
+            self.index += 1;
+            self.file = fs::File::create(self.dir.join(format!("raw-{}", self.index))).expect("raw file");
+            let keep = (RETAINED_BYTES as u64 / SEGMENT_BYTES) + 1;
+            if self.index > keep {
+                let _ = fs::remove_file(self.dir.join(format!("raw-{}", self.index - keep)));
+            }
+            self.written_bytes = 0;
+        }
+        self.file.write_all(bytes).expect("raw write");
+        if fsync {
+            self.file.sync_all().expect("raw fsync");
+        }
+        self.written_bytes += bytes.len() as u64;
+    }
+}
+
+fn appends(c: &mut Criterion) {
+    for (label, size) in [("1KiB", 1024usize), ("64KiB", 64 * 1024)] {
+        for fsync in [false, true] {
+            let name = if fsync { format!("append_fsync_{label}") } else { format!("append_{label}") };
+            let mut group = c.benchmark_group(&name);
+            group.throughput(Throughput::Bytes(size as u64));
+            group.measurement_time(Duration::from_secs(3));
+            group.warm_up_time(Duration::from_millis(500));
+            let template = batch_of(size);
+            let mut log = open_log(&scratch(&format!("{name}-skald")), fsync);
+            let mut batch = template.clone();
+            group.bench_function("skald", |b| {
+                b.iter(|| {
+                    log.append_as_leader(&mut batch, LeaderEpoch(0)).expect("append");
+                    if fsync {
+                        log.flush_now().expect("flush");
+                    } else if log.segment_count() > 5 {
+                        log.set_high_watermark(log.log_end_offset());
+                        log.apply_retention(0).expect("retention");
+                    }
+                })
+            });
+            drop(log);
+            let mut raw = RawWriter::new(scratch(&format!("{name}-raw")));
+            let raw_name = if fsync { "raw_write_fsync" } else { "raw_write" };
+            group.bench_function(raw_name, |b| b.iter(|| raw.write(&template, fsync)));
+            group.finish();
+        }
+    }
+}
+
+fn group_commit(c: &mut Criterion) {
+    const APPENDERS: usize = 64;
+    const APPENDS_EACH: usize = 8;
+    let mut group = c.benchmark_group("group_commit_64");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    let batch = batch_of(1024);
+    group.throughput(Throughput::Bytes((batch.len() * APPENDERS * APPENDS_EACH) as u64));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = scratch("group-commit");
+    let handle = runtime.block_on(async { skald::broker::log_driver::spawn(open_log(&dir, true)) });
+    group.bench_function(BenchmarkId::new("skald_driver", APPENDERS), |b| {
+        b.iter_custom(|iterations| {
+            let start = Instant::now();
+            for _ in 0..iterations {
+                runtime.block_on(async {
+                    let mut tasks = Vec::new();
+                    for _ in 0..APPENDERS {
+                        let handle = handle.clone();
+                        let batch = batch.clone();
+                        tasks.push(tokio::spawn(async move {
+                            for _ in 0..APPENDS_EACH {
+                                handle.append(batch.clone(), LeaderEpoch(0)).await.expect("append");
+                            }
+                        }));
+                    }
+                    for task in tasks {
+                        task.await.expect("appender");
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    runtime.block_on(handle.close()).expect("close");
+    let mut log = open_log(&scratch("fsync-each"), true);
+    let mut one = batch.clone();
+    group.bench_function(BenchmarkId::new("fsync_per_append", APPENDERS), |b| {
+        b.iter(|| {
+            for _ in 0..APPENDERS * APPENDS_EACH {
+                log.append_as_leader(&mut one, LeaderEpoch(0)).expect("append");
+                log.flush_now().expect("flush");
+            }
+        })
+    });
+    group.finish();
+}
+
+fn reads(c: &mut Criterion) {
+    const LOG_BYTES: usize = 256 * 1024 * 1024;
+    const READ_BYTES: u64 = 1024 * 1024;
+    let dir = scratch("read");
+    let batch = batch_of(64 * 1024);
+    let mut log = open_log(&dir, false);
+    let mut raw = RawWriter::new(scratch("read-raw"));
+    let mut copy = batch.clone();
+    for _ in 0..LOG_BYTES / batch.len() {
+        log.append_as_leader(&mut copy, LeaderEpoch(0)).expect("append");
+        raw.write(&batch, false);
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.flush_now().expect("flush");
+    let total_bytes = log.size_bytes();
+    let mut group = c.benchmark_group("read_sequential");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(total_bytes));
+    group.bench_function("skald", |b| {
+        b.iter(|| {
+            let mut offset = log.log_start_offset();
+            let mut seen = 0u64;
+            while offset < log.log_end_offset() {
+                let result = log.read(offset, READ_BYTES, log.log_end_offset()).expect("read");
+                seen += result.records.len() as u64;
+                // Next offset: the last batch's base + delta + 1 (header bytes 0..8, 23..27).
+                let records = &result.records;
+                let mut at = 0usize;
+                while at < records.len() {
+                    let base = i64::from_be_bytes(records[at..at + 8].try_into().expect("8"));
+                    let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4")) as usize;
+                    let delta = i32::from_be_bytes(records[at + 23..at + 27].try_into().expect("4")) as i64;
+                    offset = Offset(base + delta + 1);
+                    at += 12 + len;
+                }
+            }
+            seen
+        })
+    });
+    let raw_dir = raw.dir.clone();
+    group.bench_function("raw_read", |b| {
+        b.iter(|| {
+            let mut seen = 0u64;
+            let mut buf = vec![0u8; READ_BYTES as usize];
+            for i in 0..=raw.index {
+                let Ok(mut file) = fs::File::open(raw_dir.join(format!("raw-{i}"))) else { continue };
+                loop {
+                    let n = file.read(&mut buf).expect("raw read");
+                    if n == 0 {
+                        break;
+                    }
+                    seen += n as u64;
+                }
+            }
+            seen
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, appends, group_commit, reads);
+criterion_main!(benches);
