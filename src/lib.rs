@@ -3,3 +3,4 @@
 
 pub mod base;
 pub mod io;
+pub mod net;

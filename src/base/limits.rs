@@ -18,3 +18,14 @@ pub const FRAME_BYTES_MAX: u32 = 100 * 1024 * 1024;
 pub const SIM_FRAME_BYTES_MAX: u32 = 16 * 1024 * 1024;
 /// Frames a faulty transport may hold back for delayed delivery at once.
 pub const TRANSPORT_DELAYED_FRAMES_MAX: usize = 1024;
+/// Connections a faulty transport proxy carries at once; further accepts are closed at once.
+pub const TRANSPORT_CONNECTIONS_MAX: usize = 1024;
+/// Requests a faulty transport tracks per connection while it waits for their responses.
+/// Kafka clients pipeline at most `max.in.flight.requests.per.connection` (default 5);
+/// past this bound the oldest entry is forgotten (its response is then delivered as is).
+pub const TRANSPORT_OUTSTANDING_REQUESTS_MAX: usize = 1024;
+/// Fault events a faulty transport keeps for the simulator to read; later ones are counted
+/// but not stored.
+pub const TRANSPORT_EVENTS_MAX: usize = 1_000_000;
+/// Longest delay the faulty transport injects into one frame (`delay_ms_max` is clamped).
+pub const TRANSPORT_DELAY_MS_MAX: u64 = 60_000;
