@@ -5,4 +5,5 @@ pub mod base;
 pub mod broker;
 pub mod io;
 pub mod log;
+pub mod net;
 pub mod protocol;

@@ -35,3 +35,14 @@ pub const RECORD_BATCH_HEADERS_MAX: usize = 1 << 20;
 /// which covers every level Kafka allows (`compression.zstd.level` up to 22). A frame
 /// asking for more is refused instead of sizing the decoder's buffer.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+/// Connections a faulty transport proxy carries at once; further accepts are closed at once.
+pub const TRANSPORT_CONNECTIONS_MAX: usize = 1024;
+/// Requests a faulty transport tracks per connection while it waits for their responses.
+/// Kafka clients pipeline at most `max.in.flight.requests.per.connection` (default 5);
+/// past this bound the oldest entry is forgotten (its response is then delivered as is).
+pub const TRANSPORT_OUTSTANDING_REQUESTS_MAX: usize = 1024;
+/// Fault events a faulty transport keeps for the simulator to read; later ones are counted
+/// but not stored.
+pub const TRANSPORT_EVENTS_MAX: usize = 1_000_000;
+/// Longest delay the faulty transport injects into one frame (`delay_ms_max` is clamped).
+pub const TRANSPORT_DELAY_MS_MAX: u64 = 60_000;
