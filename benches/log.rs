@@ -29,7 +29,9 @@ const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const RETAINED_BYTES: i64 = 256 * 1024 * 1024;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench").join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("bench")
+        .join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("scratch dir");
     dir
@@ -59,7 +61,9 @@ fn open_log(dir: &PathBuf, fsync: bool) -> PartitionLog {
         flush_messages: if fsync { 1 } else { i64::MAX },
         ..LogConfig::default()
     };
-    PartitionLog::open(disk, "bench-0", config, Clock::system()).expect("open log").0
+    PartitionLog::open(disk, "bench-0", config, Clock::system())
+        .expect("open log")
+        .0
 }
 
 /// A raw appender rotating files like segments, so both sides do the same file churn.
@@ -73,13 +77,19 @@ struct RawWriter {
 impl RawWriter {
     fn new(dir: PathBuf) -> RawWriter {
         let file = fs::File::create(dir.join("raw-0")).expect("raw file");
-        RawWriter { dir, file, written_bytes: 0, index: 0 }
+        RawWriter {
+            dir,
+            file,
+            written_bytes: 0,
+            index: 0,
+        }
     }
 
     fn write(&mut self, bytes: &[u8], fsync: bool) {
         if self.written_bytes + bytes.len() as u64 > SEGMENT_BYTES {
             self.index += 1;
-            self.file = fs::File::create(self.dir.join(format!("raw-{}", self.index))).expect("raw file");
+            self.file =
+                fs::File::create(self.dir.join(format!("raw-{}", self.index))).expect("raw file");
             let keep = (RETAINED_BYTES as u64 / SEGMENT_BYTES) + 1;
             if self.index > keep {
                 let _ = fs::remove_file(self.dir.join(format!("raw-{}", self.index - keep)));
@@ -97,7 +107,11 @@ impl RawWriter {
 fn appends(c: &mut Criterion) {
     for (label, size) in [("1KiB", 1024usize), ("64KiB", 64 * 1024)] {
         for fsync in [false, true] {
-            let name = if fsync { format!("append_fsync_{label}") } else { format!("append_{label}") };
+            let name = if fsync {
+                format!("append_fsync_{label}")
+            } else {
+                format!("append_{label}")
+            };
             let mut group = c.benchmark_group(&name);
             group.throughput(Throughput::Bytes(size as u64));
             group.measurement_time(Duration::from_secs(3));
@@ -107,7 +121,8 @@ fn appends(c: &mut Criterion) {
             let mut batch = template.clone();
             group.bench_function("skald", |b| {
                 b.iter(|| {
-                    log.append_as_leader(&mut batch, LeaderEpoch(0)).expect("append");
+                    log.append_as_leader(&mut batch, LeaderEpoch(0))
+                        .expect("append");
                     if fsync {
                         log.flush_now().expect("flush");
                     } else if log.segment_count() > 5 {
@@ -118,7 +133,11 @@ fn appends(c: &mut Criterion) {
             });
             drop(log);
             let mut raw = RawWriter::new(scratch(&format!("{name}-raw")));
-            let raw_name = if fsync { "raw_write_fsync" } else { "raw_write" };
+            let raw_name = if fsync {
+                "raw_write_fsync"
+            } else {
+                "raw_write"
+            };
             group.bench_function(raw_name, |b| b.iter(|| raw.write(&template, fsync)));
             group.finish();
         }
@@ -132,7 +151,9 @@ fn group_commit(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));
     let batch = batch_of(1024);
-    group.throughput(Throughput::Bytes((batch.len() * APPENDERS * APPENDS_EACH) as u64));
+    group.throughput(Throughput::Bytes(
+        (batch.len() * APPENDERS * APPENDS_EACH) as u64,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -151,7 +172,10 @@ fn group_commit(c: &mut Criterion) {
                         let batch = batch.clone();
                         tasks.push(tokio::spawn(async move {
                             for _ in 0..APPENDS_EACH {
-                                handle.append(batch.clone(), LeaderEpoch(0)).await.expect("append");
+                                handle
+                                    .append(batch.clone(), LeaderEpoch(0))
+                                    .await
+                                    .expect("append");
                             }
                         }));
                     }
@@ -169,7 +193,8 @@ fn group_commit(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("fsync_per_append", APPENDERS), |b| {
         b.iter(|| {
             for _ in 0..APPENDERS * APPENDS_EACH {
-                log.append_as_leader(&mut one, LeaderEpoch(0)).expect("append");
+                log.append_as_leader(&mut one, LeaderEpoch(0))
+                    .expect("append");
                 log.flush_now().expect("flush");
             }
         })
@@ -186,7 +211,8 @@ fn reads(c: &mut Criterion) {
     let mut raw = RawWriter::new(scratch("read-raw"));
     let mut copy = batch.clone();
     for _ in 0..LOG_BYTES / batch.len() {
-        log.append_as_leader(&mut copy, LeaderEpoch(0)).expect("append");
+        log.append_as_leader(&mut copy, LeaderEpoch(0))
+            .expect("append");
         raw.write(&batch, false);
     }
     log.set_high_watermark(log.log_end_offset());
@@ -200,15 +226,19 @@ fn reads(c: &mut Criterion) {
             let mut offset = log.log_start_offset();
             let mut seen = 0u64;
             while offset < log.log_end_offset() {
-                let result = log.read(offset, READ_BYTES, log.log_end_offset()).expect("read");
+                let result = log
+                    .read(offset, READ_BYTES, log.log_end_offset())
+                    .expect("read");
                 seen += result.records.len() as u64;
                 // Next offset: the last batch's base + delta + 1 (header bytes 0..8, 23..27).
                 let records = &result.records;
                 let mut at = 0usize;
                 while at < records.len() {
                     let base = i64::from_be_bytes(records[at..at + 8].try_into().expect("8"));
-                    let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4")) as usize;
-                    let delta = i32::from_be_bytes(records[at + 23..at + 27].try_into().expect("4")) as i64;
+                    let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4"))
+                        as usize;
+                    let delta =
+                        i32::from_be_bytes(records[at + 23..at + 27].try_into().expect("4")) as i64;
                     offset = Offset(base + delta + 1);
                     at += 12 + len;
                 }
@@ -222,7 +252,9 @@ fn reads(c: &mut Criterion) {
             let mut seen = 0u64;
             let mut buf = vec![0u8; READ_BYTES as usize];
             for i in 0..=raw.index {
-                let Ok(mut file) = fs::File::open(raw_dir.join(format!("raw-{i}"))) else { continue };
+                let Ok(mut file) = fs::File::open(raw_dir.join(format!("raw-{i}"))) else {
+                    continue;
+                };
                 loop {
                     let n = file.read(&mut buf).expect("raw read");
                     if n == 0 {

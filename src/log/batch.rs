@@ -1,22 +1,23 @@
-//! What the log needs to know about a stored RecordBatch v2: its header fields, read at
-//! fixed positions. Full validation (CRC-32C, record structure) is the protocol layer's;
-//! this module only reads what the header says and checks it is self-consistent.
+//! What the log needs to know about a stored RecordBatch v2, on top of the protocol
+//! layer's decoder: a header view whose offsets are known to be sane (non-negative
+//! length and offset delta, magic 2, no overflow), so segment code can do arithmetic
+//! on them without checks. Validation (CRC-32C, records) is `protocol::record_batch`'s.
 
 use crate::base::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
+use crate::protocol::record_batch::{self, BatchError, RecordBatchHeader, MAGIC_V2};
 
 /// baseOffset (8) + batchLength (4): the bytes before `batchLength` starts counting.
-pub const LOG_OVERHEAD_BYTES: u64 = 12;
+pub const LOG_OVERHEAD_BYTES: u64 = record_batch::LOG_OVERHEAD_BYTES as u64;
 /// The whole v2 header, up to and including recordsCount.
-pub const BATCH_HEADER_BYTES: u64 = 61;
+pub const BATCH_HEADER_BYTES: u64 = record_batch::HEADER_BYTES as u64;
 
-/// Header fields of one batch.
+/// Header fields of one batch, checked for sanity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchMeta {
     pub base_offset: Offset,
     /// Bytes of the whole batch, including the 12-byte offset/length prefix.
     pub size_bytes: u64,
     pub partition_leader_epoch: LeaderEpoch,
-    pub magic: i8,
     pub attributes: i16,
     pub last_offset_delta: i32,
     pub base_timestamp_ms: i64,
@@ -36,100 +37,44 @@ impl BatchMeta {
         self.last_offset().next()
     }
 
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
-    }
-
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
 }
 
-/// Why a header could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderProblem {
-    /// Fewer bytes than a header (a torn tail).
-    Short,
-    /// batchLength is negative or smaller than the header.
-    BadLength,
-    /// Not magic 2.
-    BadMagic,
-    /// lastOffsetDelta negative.
-    BadOffsetDelta,
-}
-
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(x)
-}
-
-fn i32_at(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn i16_at(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-
-/// Reads the header at the start of `bytes` (which must hold at least the header).
-pub fn read_header(bytes: &[u8]) -> Result<BatchMeta, HeaderProblem> {
-    if (bytes.len() as u64) < BATCH_HEADER_BYTES {
-        return Err(HeaderProblem::Short);
-    }
-    let batch_length = i32_at(bytes, 8);
-    if (batch_length as i64) < (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i64 {
-        return Err(HeaderProblem::BadLength);
-    }
-    let magic = bytes[16] as i8;
-    if magic != 2 {
-        return Err(HeaderProblem::BadMagic);
-    }
-    let last_offset_delta = i32_at(bytes, 23);
-    if last_offset_delta < 0 {
-        return Err(HeaderProblem::BadOffsetDelta);
+/// Reads the header at the start of `bytes` and checks the fields the log does
+/// arithmetic on. No CRC check: see `crc_matches`.
+pub fn read_header(bytes: &[u8]) -> Result<BatchMeta, BatchError> {
+    let header = RecordBatchHeader::read(bytes)?;
+    let sane = header.magic == MAGIC_V2
+        && header.size_bytes() >= BATCH_HEADER_BYTES
+        && header.last_offset_delta >= 0
+        && header.base_offset.0 >= 0
+        && header.last_offset().is_some_and(|last| last.0 < i64::MAX);
+    if !sane {
+        return Err(BatchError::InvalidLength {
+            batch_length_bytes: header.batch_length_bytes,
+        });
     }
     Ok(BatchMeta {
-        base_offset: Offset(i64_at(bytes, 0)),
-        size_bytes: LOG_OVERHEAD_BYTES + batch_length as u64,
-        partition_leader_epoch: LeaderEpoch(i32_at(bytes, 12)),
-        magic,
-        attributes: i16_at(bytes, 21),
-        last_offset_delta,
-        base_timestamp_ms: i64_at(bytes, 27),
-        max_timestamp_ms: i64_at(bytes, 35),
-        producer_id: ProducerId(i64_at(bytes, 43)),
-        producer_epoch: ProducerEpoch(i16_at(bytes, 51)),
-        base_sequence: Sequence(i32_at(bytes, 53)),
-        record_count: i32_at(bytes, 57),
+        base_offset: header.base_offset,
+        size_bytes: header.size_bytes(),
+        partition_leader_epoch: header.partition_leader_epoch,
+        attributes: header.attributes,
+        last_offset_delta: header.last_offset_delta,
+        base_timestamp_ms: header.base_timestamp_ms,
+        max_timestamp_ms: header.max_timestamp_ms,
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+        record_count: header.records_count,
     })
 }
 
-/// Overwrites baseOffset (not covered by the CRC).
-pub fn patch_base_offset(batch: &mut [u8], base_offset: Offset) {
-    batch[..8].copy_from_slice(&base_offset.0.to_be_bytes());
-}
-
-/// Overwrites partitionLeaderEpoch (not covered by the CRC).
-pub fn patch_leader_epoch(batch: &mut [u8], epoch: LeaderEpoch) {
-    batch[12..16].copy_from_slice(&epoch.0.to_be_bytes());
-}
-
-/// Whether the batch's stored CRC-32C matches its bytes (attributes to the end).
+/// Whether `batch` is exactly one whole batch whose length, magic and CRC-32C check out.
 pub fn crc_matches(batch: &[u8]) -> bool {
-    if (batch.len() as u64) < BATCH_HEADER_BYTES {
-        return false;
+    match record_batch::frame_batch(batch) {
+        Ok(header) => header.size_bytes() == batch.len() as u64,
+        Err(_) => false,
     }
-    let stored = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);
-    crc32c::crc32c(&batch[21..]) == stored
-}
-
-/// Marks a batch LogAppendTime with `timestamp_ms` as its max timestamp and recomputes
-/// the CRC (attributes and maxTimestamp are covered by it).
-pub fn patch_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
-    let attributes = i16_at(batch, 21) | 0x08;
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[35..43].copy_from_slice(&timestamp_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }

@@ -16,7 +16,8 @@ pub mod partition;
 pub mod producer_state;
 pub mod segment;
 
-// PENDING-PROTOCOL-MERGE
+#[cfg(test)]
+mod tests;
 
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use partition::{AppendInfo, FlushJob, PartitionLog, ReadResult};
@@ -35,9 +36,9 @@ pub enum LogError {
     /// Stored bytes failed validation (CRC, header): never served.
     #[error("corrupt log data: {detail}")]
     Corrupt { detail: String },
-    /// A produced batch failed validation.
+    /// A produced batch failed validation; carries the Kafka error code to answer.
     #[error("invalid record batch: {0}")]
-    InvalidBatch(String),
+    Batch(#[from] crate::protocol::BatchError),
     /// A batch larger than `max.message.bytes`.
     #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
     RecordTooLarge { size_bytes: u64, max_bytes: u64 },

@@ -20,6 +20,7 @@ use super::segment::{file_stem, segment_paths, Segment};
 use super::LogError;
 use crate::base::{IoError, IoErrorKind, LeaderEpoch, Offset};
 use crate::io::{join, read_exact_at, write_atomic, Clock, DiskRef, FileRef};
+use crate::protocol;
 
 /// Per-partition checkpoint: `log_start_offset`, `recovery_point`, `high_watermark`.
 pub const PARTITION_CHECKPOINT: &str = "partition.checkpoint";
@@ -113,7 +114,11 @@ impl PartitionLog {
         config: LogConfig,
         clock: Clock,
     ) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        disk.create_dir_all(dir)?;
+        if !disk.exists(dir)? {
+            // The directory's own entry must be durable before anything in it can be.
+            disk.create_dir_all(dir)?;
+            disk.sync_dir(crate::io::parent_of(dir))?;
+        }
         let mut report = RecoveryReport::default();
         let names = disk.list(dir)?;
         let mut bases = Vec::new();
@@ -140,9 +145,15 @@ impl PartitionLog {
             _ => (Offset(0), Offset(0), Offset(0)),
         };
 
-        let mut segments = BTreeMap::new();
+        let mut segments: BTreeMap<Offset, Segment> = BTreeMap::new();
         let mut cut = false;
         for (i, base) in bases.iter().enumerate() {
+            // Offsets are contiguous across segments: a segment that does not start where
+            // the previous one ends (its unsynced tail was lost in a crash) starts a hole.
+            let previous_end = segments.values().next_back().map(|s| s.next_offset());
+            if previous_end.is_some_and(|end| end != *base) {
+                cut = true;
+            }
             if cut {
                 // A cut earlier in the log: later segments would leave a hole. Drop them.
                 for path in segment_paths(dir, *base) {
@@ -166,13 +177,6 @@ impl PartitionLog {
                 report.bytes_truncated += outcome.truncated_bytes;
                 if outcome.stopped.is_some() {
                     cut = true;
-                }
-            }
-            if let Some(next) = next_base {
-                if !cut && segment.next_offset() > next {
-                    return Err(LogError::Corrupt {
-                        detail: format!("segment {base} overlaps the next segment {next}"),
-                    });
                 }
             }
             segments.insert(*base, segment);
@@ -278,6 +282,14 @@ impl PartitionLog {
         self.segments.values().map(|s| s.size_bytes()).sum()
     }
 
+    /// (base, next offset, bytes) of every segment, for diagnostics.
+    pub fn segment_summary(&self) -> Vec<(Offset, Offset, u64)> {
+        self.segments
+            .values()
+            .map(|s| (s.base, s.next_offset(), s.size_bytes()))
+            .collect()
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
@@ -352,13 +364,12 @@ impl PartitionLog {
         for meta in &metas {
             let end = position + meta.size_bytes as usize;
             let bytes = &mut records[position..end];
-            batch::patch_base_offset(bytes, next);
-            batch::patch_leader_epoch(bytes, leader_epoch);
+            protocol::assign_offsets(bytes, next)?;
+            protocol::set_partition_leader_epoch(bytes, leader_epoch)?;
             if log_append_time_ms >= 0 {
-                batch::patch_log_append_time(bytes, log_append_time_ms);
+                protocol::set_log_append_time(bytes, log_append_time_ms)?;
             }
-            let stored =
-                batch::read_header(bytes).map_err(|p| LogError::InvalidBatch(format!("{p:?}")))?;
+            let stored = batch::read_header(bytes)?;
             self.append_batch(bytes, &stored, now_ms)?;
             next = stored.next_offset();
             record_count += stored.record_count.max(0) as u64;
@@ -373,39 +384,18 @@ impl PartitionLog {
         })
     }
 
-    /// Checks a produce request's batches; returns their headers in order.
+    /// Checks a produce request's batches (the protocol layer validates structure, CRC
+    /// and every record; the log adds its own limits); returns their headers in order.
     fn validate_produce(&self, records: &[u8], now_ms: i64) -> Result<Vec<BatchMeta>, LogError> {
-        let mut metas = Vec::new();
-        let mut position = 0usize;
-        if records.is_empty() {
-            return Err(LogError::InvalidBatch("no record batches".to_string()));
-        }
-        while position < records.len() {
-            let rest = &records[position..];
-            let meta = batch::read_header(rest)
-                .map_err(|p| LogError::InvalidBatch(format!("bad batch header: {p:?}")))?;
-            if meta.size_bytes > rest.len() as u64 {
-                return Err(LogError::InvalidBatch("truncated record batch".to_string()));
-            }
+        let infos = protocol::parse_batches(records)?;
+        let mut metas = Vec::with_capacity(infos.len());
+        for info in &infos {
+            let meta = batch::read_header(&records[info.range()])?;
             if meta.size_bytes > self.config.max_message_bytes {
                 return Err(LogError::RecordTooLarge {
                     size_bytes: meta.size_bytes,
                     max_bytes: self.config.max_message_bytes,
                 });
-            }
-            let bytes = &rest[..meta.size_bytes as usize];
-            if !batch::crc_matches(bytes) {
-                return Err(LogError::Corrupt {
-                    detail: "record batch CRC mismatch".to_string(),
-                });
-            }
-            if meta.record_count <= 0
-                || meta.record_count as i64 != meta.last_offset_delta as i64 + 1
-            {
-                return Err(LogError::InvalidBatch(format!(
-                    "record count {} does not match last offset delta {}",
-                    meta.record_count, meta.last_offset_delta
-                )));
             }
             if self.config.timestamp_type == TimestampType::CreateTime {
                 for timestamp_ms in [meta.base_timestamp_ms, meta.max_timestamp_ms] {
@@ -419,7 +409,6 @@ impl PartitionLog {
                 }
             }
             metas.push(meta);
-            position += meta.size_bytes as usize;
         }
         Ok(metas)
     }
@@ -776,6 +765,12 @@ impl PartitionLog {
         let log_end = self.log_end_offset();
         self.recovery_point = self.recovery_point.min(log_end);
         self.high_watermark = self.high_watermark.min(log_end);
+        if self.log_start_offset > log_end {
+            // The batch holding the log start (set mid-batch by DeleteRecords) was cut:
+            // the log is now empty and starts at its end, as Kafka lowers its start.
+            self.log_start_offset = log_end;
+            self.write_partition_checkpoint()?;
+        }
         if self.epochs.truncate_from_end(log_end) {
             self.write_epoch_checkpoint()?;
         }

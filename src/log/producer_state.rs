@@ -207,7 +207,6 @@ mod tests {
             base_offset: Offset(base),
             size_bytes: 100,
             partition_leader_epoch: LeaderEpoch(0),
-            magic: 2,
             attributes: 0,
             last_offset_delta: delta,
             base_timestamp_ms: 1,

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use super::batch::{read_header, BatchMeta, HeaderProblem, BATCH_HEADER_BYTES};
+use super::batch::{read_header, BatchMeta, BATCH_HEADER_BYTES};
 use super::index::{OffsetIndex, TimeIndex};
 use super::LogError;
 use crate::base::{IoError, IoErrorKind, Offset};
@@ -52,7 +52,7 @@ pub struct RecoveryOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     TornTail,
-    BadHeader(HeaderProblem),
+    BadHeader,
     CrcMismatch,
     OffsetsNotIncreasing,
 }
@@ -343,10 +343,11 @@ impl Segment {
     /// Removes every batch whose last offset is >= `offset` (a batch holding `offset` goes
     /// whole). Returns the new next offset.
     pub fn truncate_to(&mut self, offset: Offset) -> Result<Offset, LogError> {
+        // The segment may become (or stay) the active one: no read-only map may remain.
+        self.reader = None;
         let Some(cut) = self.find(offset)? else {
             return Ok(self.next_offset);
         };
-        self.reader = None;
         self.truncate_at(cut.position)?;
         Ok(self.next_offset)
     }
@@ -432,8 +433,8 @@ impl Segment {
             let at = (position - chunk_start) as usize;
             let meta = match read_header(&chunk[at..]) {
                 Ok(meta) => meta,
-                Err(problem) => {
-                    stopped = Some(StopReason::BadHeader(problem));
+                Err(_) => {
+                    stopped = Some(StopReason::BadHeader);
                     break;
                 }
             };
