@@ -147,6 +147,9 @@ impl PartitionLog {
 
         let mut segments: BTreeMap<Offset, Segment> = BTreeMap::new();
         let mut cut = false;
+        // The first segment recovery scanned (and may have truncated or re-indexed): from
+        // there on, everything is synced before the log is called recovered.
+        let mut first_scanned: Option<Offset> = None;
         for (i, base) in bases.iter().enumerate() {
             // Offsets are contiguous across segments: a segment that does not start where
             // the previous one ends (its unsynced tail was lost in a crash) starts a hole.
@@ -172,6 +175,7 @@ impl PartitionLog {
             if trusted {
                 report.segments_loaded += 1;
             } else {
+                first_scanned.get_or_insert(*base);
                 let outcome = segment.recover(&|b: &[u8]| batch::crc_matches(b), &mut |_| {})?;
                 report.segments_scanned += 1;
                 report.bytes_truncated += outcome.truncated_bytes;
@@ -233,9 +237,12 @@ impl PartitionLog {
         log.high_watermark = checkpoint_hw.clamp(log.log_start_offset, log_end);
         log.load_epochs()?;
         log.rebuild_producer_state()?;
-        // What recovery read back may still sit only in the page cache: make it durable
-        // before calling it recovered.
-        log.recovery_point = log.log_start_offset.min(checkpoint_recovery);
+        // What recovery read back may still sit only in the page cache, and what it cut
+        // (torn tails, dropped segments) is not yet durable either: sync every scanned
+        // segment and the directory before calling the log recovered. Otherwise a later
+        // crash could bring a cut tail back below a recovery point that trusts it.
+        log.recovery_point = first_scanned.map_or(log_end, |base| base.min(log_end));
+        log.dir_dirty = true;
         log.flush_now()?;
         log.write_partition_checkpoint()?;
         Ok((log, report))
@@ -650,6 +657,7 @@ impl PartitionLog {
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
             self.epochs.truncate_from_start(offset);
+            self.producers.evict_below(offset);
             self.write_partition_checkpoint()?;
             self.delete_segments_below_start()?;
         }
@@ -683,6 +691,7 @@ impl PartitionLog {
         if deleted > 0 {
             self.log_start_offset = new_start;
             self.epochs.truncate_from_start(new_start);
+            self.producers.evict_below(new_start);
             self.write_partition_checkpoint()?;
             self.delete_segments_below_start()?;
         }
@@ -769,6 +778,7 @@ impl PartitionLog {
             // The batch holding the log start (set mid-batch by DeleteRecords) was cut:
             // the log is now empty and starts at its end, as Kafka lowers its start.
             self.log_start_offset = log_end;
+            self.producers.evict_below(log_end);
             self.write_partition_checkpoint()?;
         }
         if self.epochs.truncate_from_end(log_end) {
@@ -784,6 +794,10 @@ impl PartitionLog {
             }
         }
         self.flush_now()?;
+        // The recovery point went down: the checkpoint on disk may still claim offsets
+        // past the new end are durable, and new appends there are not. Persist it now,
+        // before any append, or recovery would trust a torn tail.
+        self.write_partition_checkpoint()?;
         Ok(log_end)
     }
 
@@ -895,6 +909,7 @@ impl PartitionLog {
             }
         }
         self.for_each_batch_from(replay_from, &mut |meta| state.update(meta))?;
+        state.evict_below(self.log_start_offset);
         self.producers = state;
         Ok(())
     }

@@ -58,9 +58,9 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
-    /// Records an appended batch. Batches without a producer id are ignored.
+    /// Records an appended batch. Batches without a producer id or sequence are ignored.
     pub fn update(&mut self, meta: &BatchMeta) {
-        if meta.producer_id.0 < 0 || meta.is_control() {
+        if meta.producer_id.0 < 0 || meta.base_sequence.0 < 0 || meta.is_control() {
             return;
         }
         let entry = self.producers.entry(meta.producer_id).or_default();
@@ -85,6 +85,16 @@ impl ProducerState {
                 entry.batches.pop_front();
             }
         }
+    }
+
+    /// Forgets batches wholly below `log_start` and producers left with none, as Kafka
+    /// evicts producers whose data is gone. Makes the state a function of the retained
+    /// batches only, however it was built (live, or snapshot + replay).
+    pub fn evict_below(&mut self, log_start: Offset) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset >= log_start);
+        }
+        self.producers.retain(|_, entry| !entry.batches.is_empty());
     }
 
     /// A previously appended batch with the same producer, epoch and sequence range.

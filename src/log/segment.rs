@@ -518,6 +518,15 @@ impl Segment {
         self.bytes_since_index_entry = 0;
         while position < self.size_bytes {
             let meta = self.header_at(position)?;
+            if position + meta.size_bytes > self.size_bytes {
+                // Not what a flush left behind: let recovery scan this segment instead.
+                return Err(LogError::Corrupt {
+                    detail: format!(
+                        "segment {} ends inside the batch at position {position}",
+                        self.base
+                    ),
+                });
+            }
             if meta.max_timestamp_ms > self.max_timestamp_ms {
                 self.max_timestamp_ms = meta.max_timestamp_ms;
                 self.offset_of_max_timestamp = meta.last_offset();
