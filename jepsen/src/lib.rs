@@ -4,7 +4,9 @@
 //! - [`queue`]: Jepsen's Kafka-queue anomalies (lost-write, unseen, duplicate,
 //!   inconsistent-offsets, poll-skip, nonmonotonic poll/send, G1a, G0/G1c) and poll lag;
 //! - [`linear`]: per-partition linearizability (Wing–Gong/Lowe, as in Porcupine);
-//! - [`cycle`]: strongly connected components and cycles of dependency graphs.
+//! - [`cycle`]: strongly connected components and cycles of dependency graphs;
+//! - [`scenario`]: the fault-scenario files (`fault-scenarios/*.toml`) both the
+//!   simulator and the real-cluster harness run.
 //!
 //! The checkers are pure functions of a validated [`history::History`]: no clocks, no
 //! randomness, only ordered collections, so a verdict is reproducible byte for byte.
@@ -13,6 +15,7 @@ pub mod cycle;
 pub mod history;
 pub mod linear;
 pub mod queue;
+pub mod scenario;
 
 use std::path::Path;
 
