@@ -643,6 +643,51 @@ impl PartitionLog {
         }
     }
 
+    /// ListOffsets by timestamp: the offset and timestamp of the first record, at or after
+    /// the log start, whose timestamp is >= `timestamp_ms`; `None` if there is none (Kafka
+    /// then answers offset -1). LogAppendTime batches use the batch's append time for
+    /// every record, as Kafka does.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(Offset, i64)>, LogError> {
+        self.check_online()?;
+        let mut search_from = timestamp_ms;
+        loop {
+            let Some(bytes) = self.batch_for_timestamp(search_from)? else {
+                return Ok(None);
+            };
+            let meta = batch::read_header(&bytes)?;
+            for (offset, record_timestamp_ms) in record_timestamps(&bytes, &meta)? {
+                if offset >= self.log_start_offset && record_timestamp_ms >= timestamp_ms {
+                    return Ok(Some((offset, record_timestamp_ms)));
+                }
+            }
+            // Every record of this batch is below the log start: look past it.
+            if meta.max_timestamp_ms == i64::MAX {
+                return Ok(None);
+            }
+            search_from = search_from.max(meta.max_timestamp_ms + 1);
+            if meta.next_offset() >= self.log_end_offset() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the offset and timestamp of the record holding the
+    /// largest timestamp in the log (the first such record), or `None` if it is empty.
+    pub fn offset_of_max_timestamp(&self) -> Result<Option<(Offset, i64)>, LogError> {
+        let Some(bytes) = self.batch_with_max_timestamp()? else {
+            return Ok(None);
+        };
+        let meta = batch::read_header(&bytes)?;
+        let best = record_timestamps(&bytes, &meta)?
+            .into_iter()
+            .filter(|(offset, _)| *offset >= self.log_start_offset)
+            .max_by_key(|(offset, timestamp_ms)| (*timestamp_ms, std::cmp::Reverse(*offset)));
+        Ok(best)
+    }
+
     /// DeleteRecords: moves the log start offset to `offset` (at most the high
     /// watermark), deletes segments wholly below it, and checkpoints it durably.
     pub fn delete_records(&mut self, offset: Offset) -> Result<Offset, LogError> {
@@ -938,6 +983,24 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// (offset, timestamp) of every record of one stored batch.
+fn record_timestamps(bytes: &Bytes, meta: &BatchMeta) -> Result<Vec<(Offset, i64)>, LogError> {
+    let log_append_time = meta.attributes & 0x08 != 0;
+    let records = protocol::records(bytes)?;
+    Ok(records
+        .iter()
+        .map(|r| {
+            let offset = Offset(meta.base_offset.0 + r.offset_delta as i64);
+            let timestamp_ms = if log_append_time {
+                meta.max_timestamp_ms
+            } else {
+                meta.base_timestamp_ms.saturating_add(r.timestamp_delta_ms)
+            };
+            (offset, timestamp_ms)
+        })
+        .collect())
 }
 
 /// The CRC-valid prefix of `bytes` (whole batches). If the very first batch is corrupt,

@@ -435,3 +435,74 @@ fn recovery_cuts_the_log_at_a_corrupt_batch_in_the_unflushed_tail() {
     assert_eq!(read_all(&log, 1 << 20), batches[..3].to_vec());
     assert_eq!(log.log_end_offset(), Offset(6));
 }
+
+#[test]
+fn list_offsets_by_timestamp_and_max_timestamp_are_record_level() {
+    let disk = SimDisk::new(31);
+    let clock = Clock::manual(START_MS);
+    let mut log = open(&disk, small_config(), &clock).unwrap();
+    // Batch i has records at START_MS + 100*i + j (j = 0..3): offsets 3i + j.
+    for i in 0..10 {
+        let mut batch = make_batch(i, 3, 50, START_MS + 100 * i as i64);
+        log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
+    }
+    log.set_high_watermark(log.log_end_offset());
+    assert!(log.segment_count() > 1, "the lookups must cross segments");
+    assert_eq!(
+        log.offset_for_timestamp(0).unwrap(),
+        Some((Offset(0), START_MS))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(START_MS + 401).unwrap(),
+        Some((Offset(13), START_MS + 401))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(START_MS + 403).unwrap(),
+        Some((Offset(15), START_MS + 500))
+    );
+    assert_eq!(log.offset_for_timestamp(START_MS + 903).unwrap(), None);
+    assert_eq!(
+        log.offset_of_max_timestamp().unwrap(),
+        Some((Offset(29), START_MS + 902))
+    );
+    // Below the log start nothing is returned, even mid-batch.
+    log.delete_records(Offset(14)).unwrap();
+    assert_eq!(
+        log.offset_for_timestamp(0).unwrap(),
+        Some((Offset(14), START_MS + 402))
+    );
+}
+
+#[test]
+fn segments_roll_on_segment_ms_and_expire_by_retention_ms() {
+    let disk = SimDisk::new(41);
+    let clock = Clock::manual(START_MS);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        segment_ms: 60_000,
+        retention_ms: 3_600_000,
+        ..small_config()
+    };
+    let mut log = open(&disk, config, &clock).unwrap();
+    for i in 0..6 {
+        let mut batch = make_batch(i, 1, 10, clock.now_ms());
+        log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
+        clock.advance_ms(30_001);
+    }
+    log.set_high_watermark(log.log_end_offset());
+    // A roll every ~60 s of record time: batches 0-1, 2-3, 4-5.
+    assert_eq!(log.segment_count(), 3);
+    assert_eq!(
+        log.apply_retention(clock.now_ms()).unwrap(),
+        0,
+        "nothing is an hour old yet"
+    );
+    clock.advance_ms(3_600_000 - 100_000);
+    // The first segment's newest record is now older than retention.ms; the active
+    // segment is never deleted.
+    assert_eq!(log.apply_retention(clock.now_ms()).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), Offset(2));
+    clock.advance_ms(1_000_000);
+    assert_eq!(log.apply_retention(clock.now_ms()).unwrap(), 1);
+    assert_eq!(log.segment_count(), 1);
+}
