@@ -130,10 +130,11 @@ pub fn spawn(log: PartitionLog) -> LogHandle {
 }
 
 /// Starts the next flush on a blocking thread, if anything is unflushed, so an fsync
-/// never stalls the reactor.
+/// never stalls the reactor. (A failure to prepare leaves the log offline; the
+/// waiters then fail on their next check.)
 #[cfg(not(madsim))]
 fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
-    let job = log.prepare_flush()?;
+    let job = log.prepare_flush().ok().flatten()?;
     Some(tokio::task::spawn_blocking(move || {
         let result = job.run();
         (job, result)
@@ -144,7 +145,7 @@ fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
 /// as an ordinary task, so it still completes after the appends that raced with it.
 #[cfg(madsim)]
 fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
-    let job = log.prepare_flush()?;
+    let job = log.prepare_flush().ok().flatten()?;
     Some(tokio::spawn(async move {
         tokio::task::yield_now().await;
         let result = job.run();

@@ -2,8 +2,11 @@
 //! log, an entry mapping an offset to the byte position of the batch that starts there.
 //!
 //! File format (Kafka's): 8-byte entries, big-endian `relative_offset: u32` (offset −
-//! segment base) then `position: u32`, strictly increasing in both. Entries are kept in
-//! memory and appended to the file; the file is synced with the segment. A file whose
+//! segment base) then `position: u32`, strictly increasing in both. Entries live in
+//! memory and reach the file only when `persist` is called — when a flush covers a
+//! sealed segment (recovery trusts a sealed segment's index once the recovery point
+//! passes it) — so appends never pay for index I/O. The active segment's index is
+//! always rebuilt by recovery. A file whose
 //! size is not a multiple of 8, or whose entries are not increasing or point past the
 //! log, is invalid and rebuilt from the log by recovery.
 
@@ -34,6 +37,8 @@ pub struct OffsetIndex {
     base: Offset,
     file: FileRef,
     entries: Vec<OffsetEntry>,
+    /// Entries already written to the file.
+    persisted: usize,
 }
 
 impl OffsetIndex {
@@ -66,10 +71,12 @@ impl OffsetIndex {
             }
             entries.push(entry);
         }
+        let persisted = entries.len();
         Ok(Some(OffsetIndex {
             base,
             file,
             entries,
+            persisted,
         }))
     }
 
@@ -80,6 +87,7 @@ impl OffsetIndex {
             base,
             file,
             entries: Vec::new(),
+            persisted: 0,
         })
     }
 
@@ -95,9 +103,9 @@ impl OffsetIndex {
         &self.file
     }
 
-    /// Adds an entry; entries must increase in offset and position (callers add one per
-    /// index interval at batch starts).
-    pub fn append(&mut self, offset: Offset, position: u64) -> Result<(), IoError> {
+    /// Adds an entry (in memory; see `persist`). Entries must increase in offset and
+    /// position (callers add one per index interval at batch starts).
+    pub fn append(&mut self, offset: Offset, position: u64) {
         if let Some(last) = self.entries.last() {
             assert!(
                 offset > last.offset,
@@ -108,15 +116,36 @@ impl OffsetIndex {
                 "offset index entries must increase in position"
             );
         }
-        let relative = u32::try_from(offset.0 - self.base.0)
-            .expect("relative offset fits u32 (segment roll bounds it)");
-        let position_u32 =
-            u32::try_from(position).expect("segment position fits u32 (segment.bytes bounds it)");
-        let mut entry = [0u8; 8];
-        entry[..4].copy_from_slice(&relative.to_be_bytes());
-        entry[4..].copy_from_slice(&position_u32.to_be_bytes());
-        self.file.append(&entry)?;
+        assert!(
+            offset.0 - self.base.0 <= u32::MAX as i64,
+            "relative offset fits u32 (segment roll bounds it)"
+        );
+        assert!(
+            position <= u32::MAX as u64,
+            "segment position fits u32 (segment.bytes bounds it)"
+        );
         self.entries.push(OffsetEntry { offset, position });
+    }
+
+    /// Whether some entries are not in the file yet.
+    pub fn is_dirty(&self) -> bool {
+        self.persisted != self.entries.len()
+    }
+
+    /// Writes the entries not yet in the file. Durable after the file's next sync.
+    pub fn persist(&mut self) -> Result<(), IoError> {
+        if self.persisted == self.entries.len() {
+            return Ok(());
+        }
+        let mut bytes =
+            Vec::with_capacity((self.entries.len() - self.persisted) * OFFSET_ENTRY_BYTES as usize);
+        for entry in &self.entries[self.persisted..] {
+            bytes.extend_from_slice(&((entry.offset.0 - self.base.0) as u32).to_be_bytes());
+            bytes.extend_from_slice(&(entry.position as u32).to_be_bytes());
+        }
+        self.file
+            .write_at(self.persisted as u64 * OFFSET_ENTRY_BYTES, &bytes)?;
+        self.persisted = self.entries.len();
         Ok(())
     }
 
@@ -130,7 +159,11 @@ impl OffsetIndex {
     pub fn truncate_to_position(&mut self, position: u64) -> Result<(), IoError> {
         let keep = self.entries.partition_point(|e| e.position < position);
         self.entries.truncate(keep);
-        self.file.truncate(keep as u64 * OFFSET_ENTRY_BYTES)
+        if self.persisted > keep {
+            self.persisted = keep;
+            self.file.truncate(keep as u64 * OFFSET_ENTRY_BYTES)?;
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +175,8 @@ pub struct TimeIndex {
     base: Offset,
     file: FileRef,
     entries: Vec<TimeEntry>,
+    /// Entries already written to the file.
+    persisted: usize,
 }
 
 impl TimeIndex {
@@ -173,10 +208,12 @@ impl TimeIndex {
             }
             entries.push(entry);
         }
+        let persisted = entries.len();
         Ok(Some(TimeIndex {
             base,
             file,
             entries,
+            persisted,
         }))
     }
 
@@ -186,6 +223,7 @@ impl TimeIndex {
             base,
             file,
             entries: Vec::new(),
+            persisted: 0,
         })
     }
 
@@ -197,23 +235,42 @@ impl TimeIndex {
         &self.file
     }
 
-    /// Adds an entry if `timestamp_ms` exceeds the last entry's timestamp.
-    pub fn maybe_append(&mut self, timestamp_ms: i64, offset: Offset) -> Result<(), IoError> {
+    /// Adds an entry (in memory; see `persist`) if `timestamp_ms` exceeds the last one.
+    pub fn maybe_append(&mut self, timestamp_ms: i64, offset: Offset) {
         if let Some(last) = self.entries.last() {
             if timestamp_ms <= last.timestamp_ms || offset <= last.offset {
-                return Ok(());
+                return;
             }
         }
-        let relative = u32::try_from(offset.0 - self.base.0)
-            .expect("relative offset fits u32 (segment roll bounds it)");
-        let mut entry = [0u8; 12];
-        entry[..8].copy_from_slice(&timestamp_ms.to_be_bytes());
-        entry[8..].copy_from_slice(&relative.to_be_bytes());
-        self.file.append(&entry)?;
+        assert!(
+            offset.0 - self.base.0 <= u32::MAX as i64,
+            "relative offset fits u32 (segment roll bounds it)"
+        );
         self.entries.push(TimeEntry {
             timestamp_ms,
             offset,
         });
+    }
+
+    /// Whether some entries are not in the file yet.
+    pub fn is_dirty(&self) -> bool {
+        self.persisted != self.entries.len()
+    }
+
+    /// Writes the entries not yet in the file. Durable after the file's next sync.
+    pub fn persist(&mut self) -> Result<(), IoError> {
+        if self.persisted == self.entries.len() {
+            return Ok(());
+        }
+        let mut bytes =
+            Vec::with_capacity((self.entries.len() - self.persisted) * TIME_ENTRY_BYTES as usize);
+        for entry in &self.entries[self.persisted..] {
+            bytes.extend_from_slice(&entry.timestamp_ms.to_be_bytes());
+            bytes.extend_from_slice(&((entry.offset.0 - self.base.0) as u32).to_be_bytes());
+        }
+        self.file
+            .write_at(self.persisted as u64 * TIME_ENTRY_BYTES, &bytes)?;
+        self.persisted = self.entries.len();
         Ok(())
     }
 
@@ -230,7 +287,11 @@ impl TimeIndex {
     pub fn truncate_to_offset(&mut self, offset: Offset) -> Result<(), IoError> {
         let keep = self.entries.partition_point(|e| e.offset < offset);
         self.entries.truncate(keep);
-        self.file.truncate(keep as u64 * TIME_ENTRY_BYTES)
+        if self.persisted > keep {
+            self.persisted = keep;
+            self.file.truncate(keep as u64 * TIME_ENTRY_BYTES)?;
+        }
+        Ok(())
     }
 }
 
@@ -245,9 +306,15 @@ mod tests {
         let disk = SimDisk::new(1);
         let file = disk.create("0.index").unwrap();
         let mut index = OffsetIndex::empty(Offset(100), file.clone()).unwrap();
-        index.append(Offset(100), 0).unwrap();
-        index.append(Offset(110), 4096).unwrap();
-        index.append(Offset(125), 9000).unwrap();
+        index.append(Offset(100), 0);
+        index.append(Offset(110), 4096);
+        index.append(Offset(125), 9000);
+        assert_eq!(
+            file.len().unwrap(),
+            0,
+            "entries reach the file only on persist"
+        );
+        index.persist().unwrap();
         assert_eq!(index.lookup(Offset(99)), None);
         assert_eq!(index.lookup(Offset(100)).unwrap().position, 0);
         assert_eq!(index.lookup(Offset(124)).unwrap().position, 4096);
@@ -275,9 +342,10 @@ mod tests {
         let disk = SimDisk::new(1);
         let file = disk.create("0.timeindex").unwrap();
         let mut index = TimeIndex::empty(Offset(0), file.clone()).unwrap();
-        index.maybe_append(1000, Offset(0)).unwrap();
-        index.maybe_append(900, Offset(5)).unwrap();
-        index.maybe_append(2000, Offset(10)).unwrap();
+        index.maybe_append(1000, Offset(0));
+        index.maybe_append(900, Offset(5));
+        index.maybe_append(2000, Offset(10));
+        index.persist().unwrap();
         assert_eq!(index.entries().len(), 2);
         assert_eq!(index.lookup_before(1000), None);
         assert_eq!(index.lookup_before(1500).unwrap().offset, Offset(0));

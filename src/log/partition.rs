@@ -499,31 +499,53 @@ impl PartitionLog {
     }
 
     /// The fsyncs that would make the whole log durable, or `None` if it already is.
-    pub fn prepare_flush(&mut self) -> Option<FlushJob> {
+    /// Writes sealed segments' pending index entries first (an error takes the
+    /// partition offline).
+    pub fn prepare_flush(&mut self) -> Result<Option<FlushJob>, LogError> {
+        self.check_online()?;
         let log_end = self.log_end_offset();
-        if self.recovery_point >= log_end && !self.dir_dirty {
-            return None;
+        let indexes_dirty = self
+            .segments
+            .values()
+            .rev()
+            .skip(1)
+            .any(|s| s.indexes_dirty());
+        if self.recovery_point >= log_end && !self.dir_dirty && !indexes_dirty {
+            return Ok(None);
         }
         let recovery_point = self.recovery_point;
         let active_base = self.active().base;
-        let files: Vec<FileRef> = self
-            .segments
-            .values()
-            .filter(|s| s.next_offset() > recovery_point || s.base >= recovery_point)
-            .flat_map(|s| s.files(s.base != active_base))
-            .collect();
+        let mut files: Vec<FileRef> = Vec::new();
+        let mut failure = None;
+        for segment in self.segments.values_mut() {
+            let sealed = segment.base != active_base;
+            let unflushed =
+                segment.next_offset() > recovery_point || segment.base >= recovery_point;
+            if unflushed || (sealed && segment.indexes_dirty()) {
+                match segment.files(sealed) {
+                    Ok(more) => files.extend(more),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return self.fail(e);
+        }
         let dir = self
             .dir_dirty
             .then(|| (self.disk.clone(), self.dir.clone()));
         self.dir_dirty = false;
         self.unflushed_messages = 0;
         self.first_unflushed_ms = None;
-        Some(FlushJob {
+        Ok(Some(FlushJob {
             files,
             dir,
             up_to: log_end,
             generation: self.generation,
-        })
+        }))
     }
 
     /// Records a flush's outcome. On failure the partition goes offline for good: the
@@ -555,7 +577,7 @@ impl PartitionLog {
     /// Prepares, runs and completes a flush on this thread (tests, shutdown, recovery).
     pub fn flush_now(&mut self) -> Result<Offset, LogError> {
         self.check_online()?;
-        match self.prepare_flush() {
+        match self.prepare_flush()? {
             Some(job) => {
                 let result = job.run();
                 self.complete_flush(&job, result)
@@ -832,7 +854,10 @@ impl PartitionLog {
         self.rebuild_producer_state()?;
         // Sync the truncated files now (not just at the next flush): otherwise a crash
         // could restore bytes past the new end, and new appends could then sit beside them.
-        let files = self.active().files(true);
+        let files = match self.active_mut().files(true) {
+            Ok(files) => files,
+            Err(e) => return self.fail(e),
+        };
         for file in files {
             if let Err(e) = file.sync() {
                 return self.fail(e);

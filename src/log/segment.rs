@@ -183,15 +183,23 @@ impl Segment {
     /// indexes are left out: recovery always rebuilds them (it rescans every segment
     /// not wholly below the recovery point). A sealed segment's indexes are synced with
     /// it, because recovery trusts them once the recovery point passes the segment.
-    pub fn files(&self, sealed: bool) -> Vec<FileRef> {
+    /// Whether either index has entries not yet written to its file.
+    pub fn indexes_dirty(&self) -> bool {
+        self.index.is_dirty() || self.time_index.is_dirty()
+    }
+
+    /// Writes a sealed segment's pending index entries first, so the sync covers them.
+    pub fn files(&mut self, sealed: bool) -> Result<Vec<FileRef>, IoError> {
         if sealed {
-            vec![
+            self.index.persist()?;
+            self.time_index.persist()?;
+            Ok(vec![
                 self.log.clone(),
                 self.index.file().clone(),
                 self.time_index.file().clone(),
-            ]
+            ])
         } else {
-            vec![self.log.clone()]
+            Ok(vec![self.log.clone()])
         }
     }
 
@@ -223,7 +231,7 @@ impl Segment {
         if self.bytes_since_index_entry >= self.index_interval_bytes
             || self.index.entries().is_empty()
         {
-            self.index.append(meta.base_offset, position)?;
+            self.index.append(meta.base_offset, position);
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += meta.size_bytes;
@@ -231,7 +239,7 @@ impl Segment {
             self.max_timestamp_ms = meta.max_timestamp_ms;
             self.offset_of_max_timestamp = meta.last_offset();
             self.time_index
-                .maybe_append(meta.max_timestamp_ms, meta.last_offset())?;
+                .maybe_append(meta.max_timestamp_ms, meta.last_offset());
         }
         self.next_offset = meta.next_offset();
         Ok(())
