@@ -56,7 +56,7 @@ async fn serve(name: &'static str, disk: SimDisk, trace: Trace, start: tokio::ti
             while let Ok(Some(frame)) = read_frame(&mut stream, 1024).await {
                 file.append(&frame).expect("append");
                 received += 1;
-                if received % 2 == 0 {
+                if received.is_multiple_of(2) {
                     file.sync().expect("sync");
                 }
                 let reply = format!("{name}:{}", file.len().expect("len"));

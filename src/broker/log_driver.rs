@@ -149,6 +149,10 @@ fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
     Some(tokio::spawn(async move {
         tokio::task::yield_now().await;
         let result = job.run();
+        let delay_ms = job.take_delay_ms();
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
         (job, result)
     }))
 }

@@ -52,6 +52,7 @@ pub struct ReadResult {
 /// runs it off the reactor, then hands the result to `PartitionLog::complete_flush`.
 #[derive(Debug)]
 pub struct FlushJob {
+    disk: DiskRef,
     files: Vec<FileRef>,
     dir: Option<(DiskRef, String)>,
     /// Every offset below this is durable once the job succeeds.
@@ -70,6 +71,13 @@ impl FlushJob {
             disk.sync_dir(dir)?;
         }
         Ok(())
+    }
+
+    /// Simulated I/O latency the disk accumulated (always 0 on a real disk, whose
+    /// latency is real): the driver waits this long before reporting the flush done,
+    /// so in simulation an fsync takes virtual time like a real one.
+    pub fn take_delay_ms(&self) -> u64 {
+        self.disk.take_delay_ms()
     }
 }
 
@@ -541,6 +549,7 @@ impl PartitionLog {
         self.unflushed_messages = 0;
         self.first_unflushed_ms = None;
         Ok(Some(FlushJob {
+            disk: self.disk.clone(),
             files,
             dir,
             up_to: log_end,

@@ -261,6 +261,7 @@ fn same_seed_same_calls_replay_exactly() {
             misdirected_write_rate: 0.05,
             latency_rate: 0.3,
             latency_ms_max: 50,
+            sync_latency_ms: 3,
             torn_write_rate: 0.5,
         });
         let mut trace = Vec::new();

@@ -31,6 +31,10 @@ pub struct FaultConfig {
     pub latency_rate: f64,
     /// Upper bound of one latency injection (treated as at least 1).
     pub latency_ms_max: u64,
+    /// Fixed cost of every successful `sync` and `sync_dir`, added to the delay
+    /// `take_delay_ms` reports: models fsync taking time, so that in simulation appends
+    /// race with a flush as they do on a real disk. Not a fault; 0 by default.
+    pub sync_latency_ms: u64,
     /// Probability that a crash tears the last write it keeps of a file at a 512 B or
     /// 4 KiB boundary (absolute file position). Part of the crash model, not a fault.
     pub torn_write_rate: f64,
@@ -49,6 +53,7 @@ impl Default for FaultConfig {
             misdirected_write_rate: 0.0,
             latency_rate: 0.0,
             latency_ms_max: 0,
+            sync_latency_ms: 0,
             torn_write_rate: 0.5,
         }
     }

@@ -516,6 +516,7 @@ impl State {
             }
         }
         self.stats.dir_syncs += 1;
+        self.delay_ms = self.delay_ms.saturating_add(self.config.sync_latency_ms);
         Ok(())
     }
 
@@ -699,6 +700,7 @@ impl State {
             self.file_mut(id).poisoned = true;
             return Err(err(IoErrorKind::Io, path, "injected EIO on fsync"));
         }
+        self.delay_ms = self.delay_ms.saturating_add(self.config.sync_latency_ms);
         let file = self.file_mut(id);
         // O(bytes changed since the last sync), not O(file size).
         for op in file.pending.drain(..) {
