@@ -10,21 +10,9 @@ use crate::io::{read_exact_at, write_atomic, Disk};
 /// Runs `body` against a `RealDisk` rooted in a fresh directory, removed afterwards
 /// (also when `body` panics).
 fn with_real_disk(name: &str, body: fn(&dyn Disk)) {
-    struct RemoveOnDrop(std::path::PathBuf);
-    impl Drop for RemoveOnDrop {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let root = std::env::temp_dir().join(format!(
-        "skald-conformance-{}-{name}-{}",
-        std::process::id(),
-        crate::io::real::os_seeded_rng().next_u64()
-    ));
-    let guard = RemoveOnDrop(root.clone());
-    let disk = crate::io::real::RealDisk::open(&root).expect("temporary root");
+    let scratch = crate::io::real::ScratchDir::new(&format!("conformance-{name}"));
+    let disk = crate::io::real::RealDisk::open(scratch.path()).expect("temporary root");
     body(&disk);
-    drop(guard);
 }
 
 fn with_sim_disk(_name: &str, body: fn(&dyn Disk)) {

@@ -9,6 +9,37 @@ mod disk;
 
 pub use disk::RealDisk;
 
+/// A fresh directory under the OS temp dir, removed with everything in it when dropped
+/// (also when a test panics). Tests and benches root a `RealDisk` here.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: std::path::PathBuf,
+}
+
+impl ScratchDir {
+    /// Names a new directory `skald-<label>-<pid>-<random>`; it is not created here
+    /// (`RealDisk::open` creates its root).
+    pub fn new(label: &str) -> ScratchDir {
+        let path = std::env::temp_dir().join(format!(
+            "skald-{label}-{}-{}",
+            std::process::id(),
+            os_seeded_rng().next_u64()
+        ));
+        ScratchDir { path }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// Wall-clock milliseconds since the Unix epoch from the OS (intercepted and
 /// deterministic under madsim).
 pub fn system_time_ms() -> i64 {
