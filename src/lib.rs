@@ -3,6 +3,8 @@
 
 pub mod base;
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod io;
 pub mod log;
 pub mod net;

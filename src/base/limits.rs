@@ -46,3 +46,15 @@ pub const TRANSPORT_OUTSTANDING_REQUESTS_MAX: usize = 1024;
 pub const TRANSPORT_EVENTS_MAX: usize = 1_000_000;
 /// Longest delay the faulty transport injects into one frame (`delay_ms_max` is clamped).
 pub const TRANSPORT_DELAY_MS_MAX: u64 = 60_000;
+
+/// Requests one client connection keeps in flight (pipelined) at once; further requests
+/// wait for a slot. Bounds the pending-response queue per connection.
+pub const CLIENT_IN_FLIGHT_REQUESTS_MAX: usize = 256;
+/// Largest response frame the client accepts (a fetch response is bounded by its
+/// `max_bytes`, so this only stops a misbehaving broker from sizing our buffers).
+pub const CLIENT_RESPONSE_BYTES_MAX: u32 = FRAME_BYTES_MAX;
+/// Most bytes of records a producer buffers (queued and in flight) before `send` waits.
+pub const PRODUCER_BUFFER_BYTES_MAX: usize = 1 << 30;
+/// Largest ProduceRequest the producer builds (Kafka's `max.request.size` is 1 MiB by
+/// default and configurable; this caps the configuration).
+pub const PRODUCER_REQUEST_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -1,0 +1,1 @@
+//! L5 — command-line tools (placeholder).
