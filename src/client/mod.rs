@@ -19,15 +19,26 @@
 //! - `consumer`: assignment-based fetching, offset reset, batch decoding.
 //! - `admin`: topics, configs, offsets, record deletion.
 
+pub mod admin;
 pub mod cluster;
 pub mod connection;
+pub mod consumer;
 pub mod errors;
 pub mod metadata;
 pub mod partitioner;
+pub mod producer;
 
+pub use admin::{
+    Admin, AlterConfigOp, ConfigEntry, ConfigResource, NewTopic, PartitionDescription,
+    TopicDescription,
+};
 pub use cluster::{ClientConfig, Cluster};
 pub use connection::{Connection, ConnectionConfig};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetResetPolicy, StartOffset};
 pub use errors::{ClientError, KafkaErrorInfo, KAFKA_ERRORS};
 pub use metadata::{
     BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata, TopicPartition,
+};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
