@@ -40,8 +40,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// A decoded request.
 #[derive(Clone, Debug)]
 enum Req {
-    ApiVersions(ApiVersionsRequest),
-    Metadata(MetadataRequest),
+    ApiVersions,
+    Metadata,
     Produce(ProduceRequest),
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
@@ -89,9 +89,13 @@ fn decode_request(frame: Bytes) -> (RequestHeader, Req) {
     let version = header.request_api_version;
     let req = match ApiKey::try_from(header.request_api_key).unwrap() {
         ApiKey::ApiVersions => {
-            Req::ApiVersions(ApiVersionsRequest::decode(&mut buf, version).unwrap())
+            ApiVersionsRequest::decode(&mut buf, version).unwrap();
+            Req::ApiVersions
         }
-        ApiKey::Metadata => Req::Metadata(MetadataRequest::decode(&mut buf, version).unwrap()),
+        ApiKey::Metadata => {
+            MetadataRequest::decode(&mut buf, version).unwrap();
+            Req::Metadata
+        }
         ApiKey::Produce => Req::Produce(ProduceRequest::decode(&mut buf, version).unwrap()),
         ApiKey::Fetch => Req::Fetch(FetchRequest::decode(&mut buf, version).unwrap()),
         ApiKey::ListOffsets => {
@@ -156,6 +160,18 @@ impl FakeBroker {
             .cloned()
             .collect()
     }
+
+    /// Waits (bounded: 5 s) until the broker has decoded a request of this kind; an
+    /// acks=0 produce completes on the client before the fake broker has read it.
+    async fn await_request(&self, key: ApiKey) -> (RequestHeader, Req) {
+        for _ in 0..500 {
+            if let Some(found) = self.requests(key).pop() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no {key:?} request reached the fake broker within 5 s");
+    }
 }
 
 async fn serve_connection(
@@ -205,7 +221,10 @@ fn name(topic: &str) -> TopicName {
 }
 
 /// Metadata naming `brokers` (node, port) and `topics` with (partition, leader, epoch).
-fn metadata(brokers: &[(i32, i32)], topics: &[(&str, Vec<(i32, i32, i32)>)]) -> MetadataResponse {
+/// A topic in a scripted metadata answer: name and (partition, leader, error code) rows.
+type TopicSpec<'a> = (&'a str, Vec<(i32, i32, i32)>);
+
+fn metadata(brokers: &[(i32, i32)], topics: &[TopicSpec]) -> MetadataResponse {
     MetadataResponse::default()
         .with_controller_id(BrokerId(brokers[0].0))
         .with_brokers(
@@ -352,8 +371,8 @@ fn fast_producer() -> ProducerConfig {
 /// Answers ApiVersions and Metadata for one broker (node 1) leading `topic` (1 partition).
 fn standard(port: i32, topic: &'static str, req: &Req) -> Option<Reply> {
     match req {
-        Req::ApiVersions(_) => Some(Reply::ApiVersions(all_api_versions())),
-        Req::Metadata(_) => Some(Reply::Metadata(metadata(
+        Req::ApiVersions => Some(Reply::ApiVersions(all_api_versions())),
+        Req::Metadata => Some(Reply::Metadata(metadata(
             &[(1, port)],
             &[(topic, vec![(0, 1, 7)])],
         ))),
@@ -366,13 +385,13 @@ fn standard(port: i32, topic: &'static str, req: &Req) -> Option<Reply> {
 #[tokio::test]
 async fn api_versions_negotiation_picks_the_highest_common_version() {
     let broker = FakeBroker::start(|_, req| match req {
-        Req::ApiVersions(_) => Reply::ApiVersions(versions_response(&[
+        Req::ApiVersions => Reply::ApiVersions(versions_response(&[
             (ApiKey::ApiVersions, 0, 3),
             (ApiKey::Produce, 3, 9),
             (ApiKey::Metadata, 0, 9),
             (ApiKey::Fetch, 4, 17),
         ])),
-        Req::Metadata(_) => Reply::Metadata(metadata(&[(1, 1)], &[])),
+        Req::Metadata => Reply::Metadata(metadata(&[(1, 1)], &[])),
         _ => Reply::Silent,
     })
     .await;
@@ -401,7 +420,7 @@ async fn api_versions_negotiation_picks_the_highest_common_version() {
 #[tokio::test]
 async fn request_timeout_is_typed_and_closes_the_connection() {
     let broker = FakeBroker::start(|_, req| match req {
-        Req::ApiVersions(_) => Reply::ApiVersions(all_api_versions()),
+        Req::ApiVersions => Reply::ApiVersions(all_api_versions()),
         _ => Reply::Silent,
     })
     .await;
@@ -557,7 +576,7 @@ async fn connection_failure_is_a_typed_error() {
 
     // A broker that closes mid-request: the pending request fails as Disconnected.
     let broker = FakeBroker::start(|_, req| match req {
-        Req::ApiVersions(_) => Reply::ApiVersions(all_api_versions()),
+        Req::ApiVersions => Reply::ApiVersions(all_api_versions()),
         _ => panic!("the fake closes the connection"),
     })
     .await;
@@ -589,8 +608,8 @@ async fn produce_follows_the_leader_after_not_leader_or_follower() {
     };
     let handler = |node: usize, leader: Arc<AtomicUsize>| {
         move |_: &RequestHeader, req: &Req| match req {
-            Req::ApiVersions(_) => Reply::ApiVersions(all_api_versions()),
-            Req::Metadata(_) => metadata_for(&leader),
+            Req::ApiVersions => Reply::ApiVersions(all_api_versions()),
+            Req::Metadata => metadata_for(&leader),
             Req::Produce(request) if node == 1 => {
                 leader.store(2, Ordering::SeqCst);
                 Reply::Produce(produce_reply(request, |_, _| (6, -1)))
@@ -861,7 +880,7 @@ async fn acks_zero_gets_no_response_and_reports_offset_minus_one() {
         .await
         .unwrap();
     assert_eq!(metadata.offset, -1);
-    let (_, req) = broker.requests(ApiKey::Produce).pop().unwrap();
+    let (_, req) = broker.await_request(ApiKey::Produce).await;
     let Req::Produce(request) = req else {
         unreachable!()
     };
@@ -876,8 +895,8 @@ async fn keyed_records_land_on_the_murmur2_partition_and_keyless_ones_spread() {
         addr.clone(),
         port,
         Arc::new(move |_, req| match req {
-            Req::ApiVersions(_) => Reply::ApiVersions(all_api_versions()),
-            Req::Metadata(_) => Reply::Metadata(metadata(
+            Req::ApiVersions => Reply::ApiVersions(all_api_versions()),
+            Req::Metadata => Reply::Metadata(metadata(
                 &[(1, port)],
                 &[("t", (0..4).map(|p| (p, 1, 0)).collect())],
             )),

@@ -443,7 +443,7 @@ enum Event {
     /// A batch came back from a produce request: (base offset, log append time) or why not.
     Completed {
         tp: TopicPartition,
-        batch: Batch,
+        batch: Box<Batch>,
         outcome: Result<(i64, i64), ClientError>,
     },
     MetadataRefreshed,
@@ -754,7 +754,11 @@ impl Accumulator {
                         detail: format!("produce response has no result for {tp}"),
                     })
                 });
-                let _ = events.send(Event::Completed { tp, batch, outcome });
+                let _ = events.send(Event::Completed {
+                    tp,
+                    batch: Box::new(batch),
+                    outcome,
+                });
             }
         });
     }
@@ -762,11 +766,8 @@ impl Accumulator {
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::MetadataRefreshed => self.refresh_in_flight = false,
-            Event::Completed {
-                tp,
-                mut batch,
-                outcome,
-            } => {
+            Event::Completed { tp, batch, outcome } => {
+                let mut batch = *batch;
                 let Some(queue) = self.queues.get_mut(&tp) else {
                     return;
                 };
