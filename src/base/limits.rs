@@ -58,3 +58,23 @@ pub const PRODUCER_BUFFER_BYTES_MAX: usize = 1 << 30;
 /// Largest ProduceRequest the producer builds (Kafka's `max.request.size` is 1 MiB by
 /// default and configurable; this caps the configuration).
 pub const PRODUCER_REQUEST_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Most items in one list of a metadata record (replicas, ISR): bounds decode allocations.
+pub const METADATA_LIST_ITEMS_MAX: usize = 65_536;
+/// Largest encoded metadata record.
+pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Most partitions one topic may have (CreateTopics/CreatePartitions beyond it get
+/// INVALID_PARTITIONS): bounds the records one request can generate.
+pub const TOPIC_PARTITIONS_MAX: i32 = 100_000;
+/// Most metadata records the broker replays from one batch of its metadata log.
+pub const METADATA_BATCH_RECORDS_MAX: usize = 1 << 20;
+
+/// Connections the broker serves at once; further accepts are closed at once.
+pub const BROKER_CONNECTIONS_MAX: usize = 10_000;
+/// Requests one broker connection processes at once (pipelined); reading the next
+/// request waits for a slot, so a client cannot queue unbounded work.
+pub const BROKER_IN_FLIGHT_REQUESTS_MAX: usize = 64;
+/// Longest a Fetch may wait (`max_wait_ms` is clamped to it).
+pub const FETCH_MAX_WAIT_MS_MAX: u64 = 60_000;
+/// Most bytes one Fetch response carries, whatever the request asks for.
+pub const FETCH_RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;

@@ -10,10 +10,12 @@
 //! - `compression`: gzip, snappy (xerial or raw), lz4 frame, zstd; bounded output.
 //! - `record_batch`: the v2 header, produce validation, recovery scan, in-place patches.
 //! - `records`: record-level decoding inside a batch.
+//! - `error_codes`: Kafka's error codes by name.
 //! - `batch_builder`: encoding batches (tests and the project's own client).
 
 pub mod batch_builder;
 pub mod compression;
+pub mod error_codes;
 pub mod record_batch;
 pub mod records;
 pub mod varint;
