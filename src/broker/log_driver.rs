@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::base::{IoError, LeaderEpoch, Offset};
 use crate::log::{AppendInfo, FlushJob, LogError, PartitionLog, ReadResult};
@@ -23,6 +23,11 @@ use crate::log::{AppendInfo, FlushJob, LogError, PartitionLog, ReadResult};
 const DRIVER_QUEUE_COMMANDS_MAX: usize = 4096;
 /// How often the driver checks the time-based flush policy (`flush.ms`).
 const FLUSH_POLICY_TICK_MS: u64 = 100;
+/// How often retention runs (Kafka's `log.retention.check.interval.ms` default).
+const RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+
+/// A job run on the driver task with the log (ListOffsets, DeleteRecords, configs...).
+type Job = Box<dyn FnOnce(&mut PartitionLog) + Send>;
 
 type Reply<T> = oneshot::Sender<Result<T, LogError>>;
 
@@ -44,12 +49,14 @@ enum Command {
     Close {
         reply: Reply<()>,
     },
+    Run(Job),
 }
 
 /// A cheap, cloneable handle to a partition's driver task.
 #[derive(Clone, Debug)]
 pub struct LogHandle {
     tx: mpsc::Sender<Command>,
+    high_watermark: watch::Receiver<Offset>,
 }
 
 fn driver_gone() -> LogError {
@@ -72,6 +79,27 @@ impl LogHandle {
         };
         self.tx.send(command).await.map_err(|_| driver_gone())?;
         rx.await.map_err(|_| driver_gone())?
+    }
+
+    /// Queues an append (in call order with every other command) and returns the
+    /// future of its reply, so a connection can start its next request while this one
+    /// waits for group commit.
+    pub async fn submit_append(
+        &self,
+        records: Vec<u8>,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<
+        impl std::future::Future<Output = Result<AppendInfo, LogError>> + Send + 'static,
+        LogError,
+    > {
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Append {
+            records,
+            leader_epoch,
+            reply,
+        };
+        self.tx.send(command).await.map_err(|_| driver_gone())?;
+        Ok(async move { rx.await.map_err(|_| driver_gone())? })
     }
 
     /// Reads up to `upper` (default: the high watermark).
@@ -102,6 +130,28 @@ impl LogHandle {
         rx.await.map_err(|_| driver_gone())?
     }
 
+    /// Runs `job` on the driver task, in order with appends and reads, and returns what
+    /// it returns. Jobs must not block: they run between other commands.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut PartitionLog) -> T + Send + 'static,
+    ) -> Result<T, LogError> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |log| {
+            let _ = reply.send(job(log));
+        });
+        self.tx
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| driver_gone())?;
+        rx.await.map_err(|_| driver_gone())
+    }
+
+    /// The high watermark, updated whenever it moves: long-poll fetches wait on it.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<Offset> {
+        self.high_watermark.clone()
+    }
+
     /// Flushes, checkpoints and stops the driver.
     pub async fn close(&self) -> Result<(), LogError> {
         let (reply, rx) = oneshot::channel();
@@ -125,8 +175,9 @@ type InFlight = tokio::task::JoinHandle<(FlushJob, Result<(), IoError>)>;
 /// Starts the driver task for `log`; returns its handle.
 pub fn spawn(log: PartitionLog) -> LogHandle {
     let (tx, rx) = mpsc::channel(DRIVER_QUEUE_COMMANDS_MAX);
-    tokio::spawn(run(log, rx));
-    LogHandle { tx }
+    let (hw_tx, high_watermark) = watch::channel(log.high_watermark());
+    tokio::spawn(run(log, rx, hw_tx));
+    LogHandle { tx, high_watermark }
 }
 
 /// Starts the next flush on a blocking thread, if anything is unflushed, so an fsync
@@ -157,7 +208,8 @@ fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
     }))
 }
 
-async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>) {
+async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>, hw_tx: watch::Sender<Offset>) {
+    let mut last_retention = tokio::time::Instant::now();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut flush_waiters: Vec<Reply<Offset>> = Vec::new();
     let mut in_flight: Option<InFlight> = None;
@@ -188,6 +240,7 @@ async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>) {
                     }
                     Command::Flush { reply } => flush_waiters.push(reply),
                     Command::Close { reply } => closing = Some(reply),
+                    Command::Run(job) => job(&mut log),
                 }
             }
             finished = async { in_flight.as_mut().expect("guarded by the select condition").await }, if in_flight.is_some() => {
@@ -223,8 +276,22 @@ async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>) {
                     }
                 }
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                if last_retention.elapsed() >= Duration::from_millis(RETENTION_CHECK_INTERVAL_MS) {
+                    last_retention = tokio::time::Instant::now();
+                    let now_ms = log.clock_now_ms();
+                    if let Err(e) = log.apply_retention(now_ms) {
+                        tracing::error!(error = %e, dir = log.dir(), "retention failed");
+                    }
+                }
+            }
         }
+        let high_watermark = log.high_watermark();
+        hw_tx.send_if_modified(|hw| {
+            let changed = *hw != high_watermark;
+            *hw = high_watermark;
+            changed
+        });
         if in_flight.is_none() {
             let now_ms = log.clock_now_ms();
             let wanted = !waiters.is_empty()

@@ -28,3 +28,4 @@ pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const INCONSISTENT_TOPIC_ID: i16 = 103;
+pub const INVALID_RECORD: i16 = 87;
