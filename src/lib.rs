@@ -5,6 +5,7 @@ pub mod base;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod controller;
 pub mod io;
 pub mod log;
