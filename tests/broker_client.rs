@@ -327,9 +327,14 @@ async fn a_long_poll_is_woken_by_an_append() {
     });
     let started = tokio::time::Instant::now();
     let mut got = Vec::new();
+    let mut polls = 0;
     while got.is_empty() && started.elapsed() < Duration::from_secs(10) {
         got = consumer.poll().await.unwrap();
+        polls += 1;
     }
+    // Each poll is one Fetch held by the broker: a broker that answered at once would
+    // take many polls to span the 300 ms.
+    assert!(polls <= 3, "{polls} polls: the fetch was not held");
     let waited = started.elapsed();
     sender.await.unwrap();
     assert_eq!(got.len(), 1);
