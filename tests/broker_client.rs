@@ -368,3 +368,90 @@ async fn auto_creation_follows_the_setting() {
     assert!(c.partition_count("auto").await.is_err());
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_log_dirs_lists_every_partition_with_its_size() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::{DescribeLogDirsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let dir = ScratchDir::new("broker-logdirs");
+    let node = start(&dir, &[]).await;
+    let c = cluster(&node).await;
+    let admin = Admin::new(c.clone());
+    create(&admin, "a", 2, &[]).await;
+    create(&admin, "b", 1, &[]).await;
+    let producer = Producer::new(c.clone(), ProducerConfig::default());
+    for i in 0..10 {
+        producer
+            .send_and_wait(record("a", i).with_partition(1))
+            .await
+            .unwrap();
+    }
+    let conn = c.any_connection().await.unwrap();
+    let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
+    for version in 1..=4 {
+        let all = conn
+            .send_at(
+                &DescribeLogDirsRequest::default().with_topics(None),
+                version,
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.error_code, 0);
+        assert_eq!(all.results.len(), 1);
+        let d = &all.results[0];
+        assert_eq!(d.error_code, 0);
+        assert_eq!(d.log_dir.as_str(), skald::broker::config::DEFAULT_LOG_DIR);
+        if version >= 4 {
+            assert_eq!((d.total_bytes, d.usable_bytes), (-1, -1));
+        }
+        let listed: Vec<(String, i32, i64)> = d
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.0.to_string(), p.partition_index, p.partition_size))
+            })
+            .collect();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|(t, p, _)| (t.as_str(), *p))
+                .collect::<Vec<_>>(),
+            vec![("a", 0), ("a", 1), ("b", 0)],
+            "v{version}"
+        );
+        assert_eq!(listed[0].2, 0);
+        assert!(listed[1].2 > 100, "{listed:?}");
+        assert!(d
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .all(|p| p.offset_lag == 0 && !p.is_future_key));
+
+        // A filter: a's partition 1, an unknown partition and an unknown topic.
+        let some = conn
+            .send_at(
+                &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                    DescribableLogDirTopic::default()
+                        .with_topic(name("a"))
+                        .with_partitions(vec![1, 7]),
+                    DescribableLogDirTopic::default()
+                        .with_topic(name("nope"))
+                        .with_partitions(vec![0]),
+                ])),
+                version,
+            )
+            .await
+            .unwrap();
+        let d = &some.results[0];
+        assert_eq!(d.topics.len(), 1);
+        assert_eq!(d.topics[0].name.0.as_str(), "a");
+        assert_eq!(d.topics[0].partitions.len(), 1);
+        assert_eq!(d.topics[0].partitions[0].partition_index, 1);
+        assert_eq!(d.topics[0].partitions[0].partition_size, listed[1].2);
+    }
+    node.shutdown().await.unwrap();
+}

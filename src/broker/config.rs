@@ -245,6 +245,9 @@ pub fn broker_key_for_topic_key(topic_key: &str) -> Option<&'static str> {
         .map(|(k, _)| *k)
 }
 
+/// The data directory when nothing says otherwise.
+pub const DEFAULT_LOG_DIR: &str = "./skald-data";
+
 /// One node's configuration. `Node::start` takes it as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -257,6 +260,9 @@ pub struct NodeConfig {
     pub advertised_port: Option<u16>,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// The data directory as DescribeLogDirs names it (Kafka's `log.dirs`); the node
+    /// reaches its files only through its `Disk`, so this is a label.
+    pub log_dir: String,
     pub settings: BrokerSettings,
 }
 
@@ -269,6 +275,7 @@ impl NodeConfig {
             advertised_host: None,
             advertised_port: None,
             rack: None,
+            log_dir: DEFAULT_LOG_DIR.to_string(),
             settings: BrokerSettings::default(),
         }
     }
