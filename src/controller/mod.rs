@@ -21,7 +21,7 @@ pub use records::{ConfigResourceKind, MetadataRecord, RecordDecodeError, TopicId
 
 use crate::base::limits::TOPIC_PARTITIONS_MAX;
 use crate::base::{LeaderEpoch, NodeId, PartitionId, Rng};
-use crate::log::LogConfig;
+use crate::log::{ConfigError, LogConfig};
 use crate::protocol::error_codes as ec;
 
 /// The metadata topic's name. Clients cannot create, see or delete it.
@@ -145,9 +145,13 @@ pub fn validate_topic_configs(
                 format!("Null value not supported for topic configs: {key}"),
             ));
         };
-        probe
-            .set(key, value)
-            .map_err(|e| ApiError::new(ec::INVALID_CONFIG, e.to_string()))?;
+        probe.set(key, value).map_err(|e| match e {
+            ConfigError::UnknownKey(_) => ApiError::new(
+                ec::INVALID_CONFIG,
+                format!("Unknown topic config name: {key}"),
+            ),
+            ConfigError::InvalidValue { .. } => ApiError::new(ec::INVALID_CONFIG, e.to_string()),
+        })?;
         out.insert(key.clone(), value.clone());
     }
     Ok(out)
@@ -540,10 +544,10 @@ impl Controller {
                     result.extend(value);
                 }
                 AlterOp::Delete => {
-                    if !crate::log::config::LOG_CONFIG_KEYS.contains(&key.as_str()) {
+                    if crate::log::config::topic_config_def(key).is_none() {
                         return Err(ApiError::new(
                             ec::INVALID_CONFIG,
-                            format!("unknown topic config `{key}`"),
+                            format!("Unknown topic config name: {key}"),
                         ));
                     }
                     result.remove(key);
