@@ -553,10 +553,42 @@ impl Controller {
                     result.remove(key);
                 }
                 AlterOp::Append | AlterOp::Subtract => {
-                    return Err(ApiError::new(
-                        ec::INVALID_CONFIG,
-                        format!("Config value append is not allowed for config key: {key}"),
-                    ));
+                    // Only list configs take APPEND/SUBTRACT: the current list (the
+                    // override, else the topic default) gains the values it lacks, or
+                    // loses the given ones; the result is validated like a SET.
+                    let is_list = crate::log::config::topic_config_def(key)
+                        .is_some_and(|d| d.kind == crate::log::config::ConfigType::List);
+                    if !is_list {
+                        return Err(ApiError::new(
+                            ec::INVALID_CONFIG,
+                            format!("Config value append is not allowed for config key: {key}"),
+                        ));
+                    }
+                    let current = result
+                        .get(key)
+                        .cloned()
+                        .or_else(|| LogConfig::default().value_of(key))
+                        .unwrap_or_default();
+                    let split = |v: &str| -> Vec<String> {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    };
+                    let mut list = split(&current);
+                    let given = split(value.as_deref().unwrap_or(""));
+                    if *op == AlterOp::Append {
+                        for v in given {
+                            if !list.contains(&v) {
+                                list.push(v);
+                            }
+                        }
+                    } else {
+                        list.retain(|v| !given.contains(v));
+                    }
+                    let value = validate_topic_configs(&[(key.clone(), Some(list.join(",")))])?;
+                    result.extend(value);
                 }
             }
         }

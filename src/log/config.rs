@@ -321,6 +321,13 @@ impl LogConfig {
         let v = value.trim();
         match key {
             "cleanup.policy" => {
+                if v.is_empty() {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "an empty policy (keep every segment regardless of retention) is not supported; use delete with retention.ms=-1 and retention.bytes=-1",
+                    ));
+                }
                 let mut policies = Vec::new();
                 for p in v.split(',').map(str::trim) {
                     match p {
