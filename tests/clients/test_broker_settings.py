@@ -122,3 +122,34 @@ def test_describe_log_dirs(broker):
     assert topic["name"] == "log-dirs"
     sizes = {p["partition_index"]: p["partition_size"] for p in topic["partitions"]}
     assert sizes[0] > 1000 and sizes[1] == 0, sizes
+
+
+def test_topic_configs_through_confluent_kafka(broker):
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import ConfigResource, NewTopic
+
+    client = AdminClient({"bootstrap.servers": broker.bootstrap})
+
+    def create(name, config):
+        futures = client.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, config=config)])
+        return futures[name].result(timeout=TIMEOUT_S)
+
+    create("configs-ok", {"cleanup.policy": "delete", "min.insync.replicas": "1", "compression.type": "producer"})
+    for config, why in [
+        ({"cleanup.policy": "compact"}, "log compaction is not supported yet"),
+        ({"compression.type": "zstd"}, "recompression"),
+        ({"log.retention.minutes": "5"}, "Unknown topic config name"),
+    ]:
+        with pytest.raises(KafkaException) as refused:
+            create("configs-bad", config)
+        error = refused.value.args[0]
+        assert error.code() == KafkaError.INVALID_CONFIG, error
+        assert why in error.str(), error
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "configs-ok")
+    configs = client.describe_configs([resource])[resource].result(timeout=TIMEOUT_S)
+    assert configs["cleanup.policy"].value == "delete"
+    assert not configs["cleanup.policy"].is_default
+    assert configs["unclean.leader.election.enable"].value == "false"
+    assert configs["unclean.leader.election.enable"].is_default
+    assert not configs["segment.bytes"].is_read_only
