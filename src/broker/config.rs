@@ -11,7 +11,8 @@ use crate::log::config::parse_bool;
 use crate::log::{ConfigError, LogConfig};
 
 /// Kafka broker keys that set a topic config's default, and the topic key they set.
-/// `log.retention.minutes`/`hours` and `log.roll.hours` are converted to ms.
+/// `log.retention.minutes`/`hours`, `log.roll.hours` and `log.roll.jitter.hours` are
+/// converted to ms.
 const LOG_DEFAULT_KEYS: &[(&str, &str)] = &[
     ("compression.gzip.level", "compression.gzip.level"),
     ("compression.lz4.level", "compression.lz4.level"),
