@@ -14,7 +14,7 @@ use crate::broker::NodeConfig;
 
 /// Where the broker listens and keeps data when nothing says otherwise.
 pub const DEFAULT_LISTENER: &str = "127.0.0.1:9092";
-pub const DEFAULT_DATA_DIR: &str = "./skald-data";
+pub const DEFAULT_DATA_DIR: &str = crate::broker::config::DEFAULT_LOG_DIR;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
 /// The broker's inputs, before validation: file keys, then flags.
@@ -207,14 +207,15 @@ impl BrokerInputs {
                 reason: format!("`{log_level}` is not one of error, warn, info, debug, trace"),
             });
         }
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file_data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.to_string());
+        node.log_dir = data_dir.clone();
         Ok(BrokerSetup {
             node,
-            data_dir: PathBuf::from(
-                self.data_dir
-                    .clone()
-                    .or(file_data_dir)
-                    .unwrap_or_else(|| DEFAULT_DATA_DIR.to_string()),
-            ),
+            data_dir: PathBuf::from(data_dir),
             log_level,
         })
     }

@@ -70,7 +70,7 @@ mod real {
             ),
             None => None,
         };
-        let setup = BrokerInputs {
+        let mut setup = BrokerInputs {
             file_text,
             listener: args.listener,
             advertised_listener: args.advertised_listener,
@@ -81,11 +81,21 @@ mod real {
         }
         .resolve()?;
         let level: tracing::Level = setup.log_level.parse().context("log level")?;
-        tracing_subscriber::fmt().with_max_level(level).init();
+        // Logs go to stderr, coloured only when it is a terminal (no escape codes in
+        // files, pipes or journald).
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
         let disk = Arc::new(
             RealDisk::open(&setup.data_dir)
                 .with_context(|| format!("opening data directory {}", setup.data_dir.display()))?,
         );
+        // DescribeLogDirs names the data directory by its absolute path, as Kafka.
+        if let Ok(path) = std::fs::canonicalize(&setup.data_dir) {
+            setup.node.log_dir = path.display().to_string();
+        }
         let node = Node::start(setup.node, disk, Clock::system(), os_seeded_rng()).await?;
         tracing::info!(addr = %node.local_addr(), data_dir = %setup.data_dir.display(), "serving; SIGTERM or Ctrl-C to stop");
         wait_for_signal().await?;

@@ -299,3 +299,163 @@ async fn pipelined_requests_are_answered_in_order() {
     }
     node.shutdown().await.unwrap();
 }
+
+/// Sends `body` and decodes the response of the same API and version.
+async fn ask<R: Encodable, A: Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &R,
+) -> A {
+    let mut frame = call(s, key, version, body).await;
+    A::decode(&mut frame, version).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_errors_have_kafkas_codes() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{
+        CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+        CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest,
+        FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    };
+
+    let dir = ScratchDir::new("broker-codes");
+    let node = start(&dir).await;
+    let mut s = TcpStream::connect(node.local_addr()).await.unwrap();
+    let name = |n: &str| TopicName(StrBytes::from_string(n.to_string()));
+
+    // CreateTopics: bad name 17, partitions <= 0 (other than -1 = default) 37,
+    // replication factor 0 or above the broker count 38; a good one for the rest.
+    let creatable = |n: &str, partitions: i32, rf: i16| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)
+    };
+    let created: CreateTopicsResponse = ask(
+        &mut s,
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                creatable("bad/name", 1, 1),
+                creatable("..", 1, 1),
+                creatable("zero", 0, 1),
+                creatable("negative", -2, 1),
+                creatable("rf0", 1, 0),
+                creatable("rf2", 1, 2),
+                creatable("t", 2, -1),
+            ]),
+    )
+    .await;
+    let codes: Vec<i16> = created.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![17, 17, 37, 37, 38, 38, 0]);
+    let mut produced = call(&mut s, ApiKey::Produce, 7, &produce("t", 0, batch(10))).await;
+    assert_eq!(
+        ProduceResponse::decode(&mut produced, 7).unwrap().responses[0].partition_responses[0]
+            .error_code,
+        0
+    );
+
+    // Produce with acks outside {-1, 0, 1}: INVALID_REQUIRED_ACKS, answered.
+    let response: ProduceResponse = ask(
+        &mut s,
+        ApiKey::Produce,
+        7,
+        &produce("t", 0, batch(10)).with_acks(2),
+    )
+    .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 21);
+
+    // Fetch beyond the log end: OFFSET_OUT_OF_RANGE with the bounds to reset to; an
+    // unknown partition: UNKNOWN_TOPIC_OR_PARTITION.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name("t"))
+            .with_partitions(vec![
+                FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(5)
+                    .with_partition_max_bytes(1 << 20),
+                FetchPartition::default()
+                    .with_partition(9)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20),
+            ])]);
+    let fetched: FetchResponse = ask(&mut s, ApiKey::Fetch, 12, &fetch).await;
+    let partitions = &fetched.responses[0].partitions;
+    assert_eq!(partitions[0].error_code, 1);
+    assert_eq!(
+        (partitions[0].high_watermark, partitions[0].log_start_offset),
+        (1, 0)
+    );
+    assert_eq!(partitions[1].error_code, 3);
+
+    // ListOffsets of an unknown partition and of an unknown topic.
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(4)
+                    .with_timestamp(-1)]),
+            ListOffsetsTopic::default()
+                .with_name(name("nope"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)]),
+        ]);
+    let listed: ListOffsetsResponse = ask(&mut s, ApiKey::ListOffsets, 7, &list).await;
+    let codes: Vec<i16> = listed
+        .topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect();
+    assert_eq!(codes, vec![3, 3]);
+
+    // DeleteRecords beyond the high watermark, or below -1: OFFSET_OUT_OF_RANGE.
+    for offset in [2, -2] {
+        let deleted: DeleteRecordsResponse = ask(
+            &mut s,
+            ApiKey::DeleteRecords,
+            2,
+            &DeleteRecordsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![DeleteRecordsTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(offset)])]),
+        )
+        .await;
+        assert_eq!(deleted.topics[0].partitions[0].error_code, 1, "{offset}");
+    }
+
+    // CreatePartitions to fewer or as many partitions: INVALID_PARTITIONS.
+    for count in [1, 2] {
+        let grown: CreatePartitionsResponse = ask(
+            &mut s,
+            ApiKey::CreatePartitions,
+            3,
+            &CreatePartitionsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![CreatePartitionsTopic::default()
+                    .with_name(name("t"))
+                    .with_count(count)]),
+        )
+        .await;
+        assert_eq!(grown.results[0].error_code, 37, "{count}");
+    }
+    node.shutdown().await.unwrap();
+}

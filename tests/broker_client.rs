@@ -368,3 +368,268 @@ async fn auto_creation_follows_the_setting() {
     assert!(c.partition_count("auto").await.is_err());
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_log_dirs_lists_every_partition_with_its_size() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::{DescribeLogDirsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let dir = ScratchDir::new("broker-logdirs");
+    let node = start(&dir, &[]).await;
+    let c = cluster(&node).await;
+    let admin = Admin::new(c.clone());
+    create(&admin, "a", 2, &[]).await;
+    create(&admin, "b", 1, &[]).await;
+    let producer = Producer::new(c.clone(), ProducerConfig::default());
+    for i in 0..10 {
+        producer
+            .send_and_wait(record("a", i).with_partition(1))
+            .await
+            .unwrap();
+    }
+    let conn = c.any_connection().await.unwrap();
+    let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
+    for version in 1..=4 {
+        let all = conn
+            .send_at(
+                &DescribeLogDirsRequest::default().with_topics(None),
+                version,
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.error_code, 0);
+        assert_eq!(all.results.len(), 1);
+        let d = &all.results[0];
+        assert_eq!(d.error_code, 0);
+        assert_eq!(d.log_dir.as_str(), skald::broker::config::DEFAULT_LOG_DIR);
+        if version >= 4 {
+            assert_eq!((d.total_bytes, d.usable_bytes), (-1, -1));
+        }
+        let listed: Vec<(String, i32, i64)> = d
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.0.to_string(), p.partition_index, p.partition_size))
+            })
+            .collect();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|(t, p, _)| (t.as_str(), *p))
+                .collect::<Vec<_>>(),
+            vec![("a", 0), ("a", 1), ("b", 0)],
+            "v{version}"
+        );
+        assert_eq!(listed[0].2, 0);
+        assert!(listed[1].2 > 100, "{listed:?}");
+        assert!(d
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .all(|p| p.offset_lag == 0 && !p.is_future_key));
+
+        // A filter: a's partition 1, an unknown partition and an unknown topic.
+        let some = conn
+            .send_at(
+                &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                    DescribableLogDirTopic::default()
+                        .with_topic(name("a"))
+                        .with_partitions(vec![1, 7]),
+                    DescribableLogDirTopic::default()
+                        .with_topic(name("nope"))
+                        .with_partitions(vec![0]),
+                ])),
+                version,
+            )
+            .await
+            .unwrap();
+        let d = &some.results[0];
+        assert_eq!(d.topics.len(), 1);
+        assert_eq!(d.topics[0].name.0.as_str(), "a");
+        assert_eq!(d.topics[0].partitions.len(), 1);
+        assert_eq!(d.topics[0].partitions[0].partition_index, 1);
+        assert_eq!(d.topics[0].partitions[0].partition_size, listed[1].2);
+    }
+    node.shutdown().await.unwrap();
+}
+
+/// The Kafka error code of a client result, or None for success.
+fn kafka_code<T: std::fmt::Debug>(r: &Result<T, skald::client::ClientError>) -> Option<i16> {
+    match r {
+        Ok(_) => None,
+        Err(skald::client::ClientError::Kafka { code, .. }) => Some(*code),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_topic_configs_are_honoured_stored_or_refused() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{AlterConfigsRequest, DescribeConfigsRequest};
+    use kafka_protocol::protocol::StrBytes;
+
+    let dir = ScratchDir::new("broker-topic-configs");
+    let node = start(&dir, &[("log.cleaner.delete.retention.ms", "1000")]).await;
+    let c = cluster(&node).await;
+    let admin = Admin::new(c.clone());
+    create(
+        &admin,
+        "ok",
+        1,
+        &[
+            ("cleanup.policy", "delete"),
+            ("compression.type", "producer"),
+            ("min.insync.replicas", "2"),
+            ("unclean.leader.election.enable", "true"),
+            ("min.cleanable.dirty.ratio", "0.3"),
+            ("message.downconversion.enable", "false"),
+        ],
+    )
+    .await;
+    // Refused: what the log cannot do, bad values, unknown names — INVALID_CONFIG with
+    // a message saying why.
+    for (key, value, why) in [
+        (
+            "cleanup.policy",
+            "compact",
+            "log compaction is not supported yet",
+        ),
+        ("compression.type", "gzip", "recompression"),
+        ("preallocate", "true", "not supported"),
+        ("min.insync.replicas", "0", "at least 1"),
+        ("max.message.bytes", "big", "INT"),
+        (
+            "no.such.config",
+            "1",
+            "Unknown topic config name: no.such.config",
+        ),
+    ] {
+        let mut topic = NewTopic::new("bad", 1, 1);
+        topic.configs.insert(key.into(), value.into());
+        let results = admin.create_topics(&[topic], 10_000, false).await.unwrap();
+        let r = &results[0].1;
+        assert_eq!(kafka_code(r), Some(40), "{key}={value}: {r:?}");
+        assert!(format!("{r:?}").contains(why), "{key}={value}: {r:?}");
+        let bad = admin
+            .incremental_alter_configs(
+                &ConfigResource::Topic("ok".into()),
+                &[AlterConfigOp::Set(key.into(), value.into())],
+                false,
+            )
+            .await;
+        assert_eq!(kafka_code(&bad), Some(40), "{key}={value}: {bad:?}");
+    }
+    assert_eq!(
+        admin.list_topics(false).await.unwrap(),
+        vec!["ok".to_string()]
+    );
+
+    // min.insync.replicas=2 with one replica: acks=all refused, acks=1 stored.
+    for (acks, expected) in [(Acks::All, Some(19)), (Acks::Leader, None)] {
+        let producer = Producer::new(
+            c.clone(),
+            ProducerConfig {
+                acks,
+                retries_max: 0,
+                ..ProducerConfig::default()
+            },
+        );
+        let sent = producer
+            .send_and_wait(ProducerRecord::new("ok", Bytes::from("x")))
+            .await;
+        assert_eq!(kafka_code(&sent), expected, "{acks:?}: {sent:?}");
+        producer.close().await;
+    }
+
+    // DescribeConfigs v4: every topic config, with type, source, synonyms and docs.
+    let conn = c.any_connection().await.unwrap();
+    let describe = |name: &str, t: i8| {
+        DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_include_documentation(true)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(t)
+                .with_resource_name(StrBytes::from_string(name.to_string()))])
+    };
+    let response = conn.send_at(&describe("ok", 2), 4).await.unwrap();
+    let configs = &response.results[0].configs;
+    let names: Vec<&str> = configs.iter().map(|e| e.name.as_str()).collect();
+    let expected: Vec<&str> = skald::log::config::TOPIC_CONFIGS
+        .iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, expected);
+    assert!(names.contains(&"cleanup.policy") && names.contains(&"min.insync.replicas"));
+    let entry = |name: &str| configs.iter().find(|e| e.name.as_str() == name).unwrap();
+    for (name, value, source, config_type) in [
+        ("cleanup.policy", "delete", 1, 7),
+        ("min.insync.replicas", "2", 1, 3),
+        ("unclean.leader.election.enable", "true", 1, 1),
+        ("min.cleanable.dirty.ratio", "0.3", 1, 6),
+        ("delete.retention.ms", "1000", 4, 5),
+        ("segment.jitter.ms", "0", 5, 5),
+        ("message.timestamp.type", "CreateTime", 5, 2),
+    ] {
+        let e = entry(name);
+        assert_eq!(e.value.as_deref(), Some(value), "{name}");
+        assert_eq!(e.config_source, source, "{name}");
+        assert_eq!(e.config_type, config_type, "{name}");
+        assert!(!e.read_only && !e.is_sensitive, "{name}");
+        assert!(e.documentation.is_some(), "{name}");
+    }
+    // Synonyms, most specific first: the override, then the broker's.
+    let synonyms: Vec<(String, i8)> = entry("delete.retention.ms")
+        .synonyms
+        .iter()
+        .map(|s| (s.name.to_string(), s.source))
+        .collect();
+    assert_eq!(
+        synonyms,
+        vec![
+            ("log.cleaner.delete.retention.ms".to_string(), 4),
+            ("log.cleaner.delete.retention.ms".to_string(), 5)
+        ]
+    );
+    assert_eq!(entry("cleanup.policy").synonyms[0].source, 1);
+
+    // Broker configs are read only: every alter is INVALID_CONFIG, known key or not.
+    let broker = conn.send_at(&describe("1", 4), 4).await.unwrap();
+    let min_isr = broker.results[0]
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "min.insync.replicas")
+        .unwrap();
+    assert!(min_isr.read_only);
+    assert_eq!(min_isr.config_type, 3);
+    for key in ["log.retention.ms", "no.such.broker.config"] {
+        let bad = admin
+            .incremental_alter_configs(
+                &ConfigResource::Broker(skald::base::NodeId(1)),
+                &[AlterConfigOp::Set(key.into(), "1".into())],
+                false,
+            )
+            .await;
+        assert_eq!(kafka_code(&bad), Some(40), "{key}: {bad:?}");
+    }
+    let legacy = conn
+        .send_at(
+            &AlterConfigsRequest::default().with_resources(vec![
+                kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("ok"))
+                    .with_configs(vec![
+                        kafka_protocol::messages::alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("cleanup.policy"))
+                            .with_value(Some(StrBytes::from_static_str("compact"))),
+                    ]),
+            ]),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(legacy.responses[0].error_code, 40);
+    node.shutdown().await.unwrap();
+}

@@ -7,11 +7,43 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::base::NodeId;
+use crate::log::config::parse_bool;
 use crate::log::{ConfigError, LogConfig};
 
 /// Kafka broker keys that set a topic config's default, and the topic key they set.
-/// `log.retention.minutes`/`hours` and `log.roll.hours` are converted to ms.
+/// `log.retention.minutes`/`hours`, `log.roll.hours` and `log.roll.jitter.hours` are
+/// converted to ms.
 const LOG_DEFAULT_KEYS: &[(&str, &str)] = &[
+    ("compression.gzip.level", "compression.gzip.level"),
+    ("compression.lz4.level", "compression.lz4.level"),
+    ("compression.type", "compression.type"),
+    ("compression.zstd.level", "compression.zstd.level"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+    ),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.local.retention.bytes", "local.retention.bytes"),
+    ("log.local.retention.ms", "local.retention.ms"),
+    (
+        "log.message.downconversion.enable",
+        "message.downconversion.enable",
+    ),
+    (
+        "log.message.timestamp.difference.max.ms",
+        "message.timestamp.difference.max.ms",
+    ),
+    ("log.preallocate", "preallocate"),
+    ("log.roll.jitter.ms", "segment.jitter.ms"),
+    ("log.segment.delete.delay.ms", "file.delete.delay.ms"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
     ("log.flush.interval.messages", "flush.messages"),
     ("log.flush.interval.ms", "flush.ms"),
     ("log.index.interval.bytes", "index.interval.bytes"),
@@ -37,6 +69,7 @@ const LOG_DEFAULT_UNIT_KEYS: &[(&str, &str, i64)] = &[
     ("log.retention.hours", "retention.ms", 3_600_000),
     ("log.retention.minutes", "retention.ms", 60_000),
     ("log.roll.hours", "segment.ms", 3_600_000),
+    ("log.roll.jitter.hours", "segment.jitter.ms", 3_600_000),
 ];
 
 /// Broker settings, by Kafka's names.
@@ -205,35 +238,17 @@ impl BrokerSettings {
     }
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(key, value, "must be true or false")),
-    }
-}
-
 /// A topic config's value in `config`, as Kafka prints it.
 pub fn topic_config_value(config: &LogConfig, key: &str) -> Option<String> {
-    use crate::log::TimestampType;
-    Some(match key {
-        "flush.messages" => config.flush_messages.to_string(),
-        "flush.ms" => config.flush_ms.to_string(),
-        "index.interval.bytes" => config.index_interval_bytes.to_string(),
-        "max.message.bytes" => config.max_message_bytes.to_string(),
-        "message.timestamp.after.max.ms" => config.timestamp_after_max_ms.to_string(),
-        "message.timestamp.before.max.ms" => config.timestamp_before_max_ms.to_string(),
-        "message.timestamp.type" => match config.timestamp_type {
-            TimestampType::CreateTime => "CreateTime".to_string(),
-            TimestampType::LogAppendTime => "LogAppendTime".to_string(),
-        },
-        "retention.bytes" => config.retention_bytes.to_string(),
-        "retention.ms" => config.retention_ms.to_string(),
-        "segment.bytes" => config.segment_bytes.to_string(),
-        "segment.index.bytes" => config.segment_index_bytes.to_string(),
-        "segment.ms" => config.segment_ms.to_string(),
-        _ => return None,
-    })
+    config.value_of(key)
+}
+
+/// The topic config whose default a broker key sets (directly, not by unit conversion).
+pub fn broker_topic_key(broker_key: &str) -> Option<&'static str> {
+    LOG_DEFAULT_KEYS
+        .iter()
+        .find(|(k, _)| *k == broker_key)
+        .map(|(_, t)| *t)
 }
 
 /// The broker key whose value is the default of a topic config, for DescribeConfigs'
@@ -244,6 +259,9 @@ pub fn broker_key_for_topic_key(topic_key: &str) -> Option<&'static str> {
         .find(|(_, t)| *t == topic_key)
         .map(|(k, _)| *k)
 }
+
+/// The data directory when nothing says otherwise.
+pub const DEFAULT_LOG_DIR: &str = "./skald-data";
 
 /// One node's configuration. `Node::start` takes it as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,6 +275,9 @@ pub struct NodeConfig {
     pub advertised_port: Option<u16>,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// The data directory as DescribeLogDirs names it (Kafka's `log.dirs`); the node
+    /// reaches its files only through its `Disk`, so this is a label.
+    pub log_dir: String,
     pub settings: BrokerSettings,
 }
 
@@ -269,6 +290,7 @@ impl NodeConfig {
             advertised_host: None,
             advertised_port: None,
             rack: None,
+            log_dir: DEFAULT_LOG_DIR.to_string(),
             settings: BrokerSettings::default(),
         }
     }

@@ -21,7 +21,7 @@ pub use records::{ConfigResourceKind, MetadataRecord, RecordDecodeError, TopicId
 
 use crate::base::limits::TOPIC_PARTITIONS_MAX;
 use crate::base::{LeaderEpoch, NodeId, PartitionId, Rng};
-use crate::log::LogConfig;
+use crate::log::{ConfigError, LogConfig};
 use crate::protocol::error_codes as ec;
 
 /// The metadata topic's name. Clients cannot create, see or delete it.
@@ -145,9 +145,13 @@ pub fn validate_topic_configs(
                 format!("Null value not supported for topic configs: {key}"),
             ));
         };
-        probe
-            .set(key, value)
-            .map_err(|e| ApiError::new(ec::INVALID_CONFIG, e.to_string()))?;
+        probe.set(key, value).map_err(|e| match e {
+            ConfigError::UnknownKey(_) => ApiError::new(
+                ec::INVALID_CONFIG,
+                format!("Unknown topic config name: {key}"),
+            ),
+            ConfigError::InvalidValue { .. } => ApiError::new(ec::INVALID_CONFIG, e.to_string()),
+        })?;
         out.insert(key.clone(), value.clone());
     }
     Ok(out)
@@ -540,19 +544,51 @@ impl Controller {
                     result.extend(value);
                 }
                 AlterOp::Delete => {
-                    if !crate::log::config::LOG_CONFIG_KEYS.contains(&key.as_str()) {
+                    if crate::log::config::topic_config_def(key).is_none() {
                         return Err(ApiError::new(
                             ec::INVALID_CONFIG,
-                            format!("unknown topic config `{key}`"),
+                            format!("Unknown topic config name: {key}"),
                         ));
                     }
                     result.remove(key);
                 }
                 AlterOp::Append | AlterOp::Subtract => {
-                    return Err(ApiError::new(
-                        ec::INVALID_CONFIG,
-                        format!("Config value append is not allowed for config key: {key}"),
-                    ));
+                    // Only list configs take APPEND/SUBTRACT: the current list (the
+                    // override, else the topic default) gains the values it lacks, or
+                    // loses the given ones; the result is validated like a SET.
+                    let is_list = crate::log::config::topic_config_def(key)
+                        .is_some_and(|d| d.kind == crate::log::config::ConfigType::List);
+                    if !is_list {
+                        return Err(ApiError::new(
+                            ec::INVALID_CONFIG,
+                            format!("Config value append is not allowed for config key: {key}"),
+                        ));
+                    }
+                    let current = result
+                        .get(key)
+                        .cloned()
+                        .or_else(|| LogConfig::default().value_of(key))
+                        .unwrap_or_default();
+                    let split = |v: &str| -> Vec<String> {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    };
+                    let mut list = split(&current);
+                    let given = split(value.as_deref().unwrap_or(""));
+                    if *op == AlterOp::Append {
+                        for v in given {
+                            if !list.contains(&v) {
+                                list.push(v);
+                            }
+                        }
+                    } else {
+                        list.retain(|v| !given.contains(v));
+                    }
+                    let value = validate_topic_configs(&[(key.clone(), Some(list.join(",")))])?;
+                    result.extend(value);
                 }
             }
         }

@@ -310,6 +310,30 @@ fn alter_configs_validate_keys_and_values_and_diff() {
             "{changes:?}"
         );
     }
+    // APPEND/SUBTRACT on list configs, from the default when there is no override.
+    let list_op = |k: &str, op: AlterOp, v: &str| (k.to_string(), op, Some(v.to_string()));
+    let key = "leader.replication.throttled.replicas";
+    let result = c
+        .incremental_alter_topic_configs("t", &[list_op(key, AlterOp::Append, "0:1,1:1")])
+        .unwrap();
+    apply(&mut c, result);
+    let result = c
+        .incremental_alter_topic_configs("t", &[list_op(key, AlterOp::Subtract, "0:1")])
+        .unwrap();
+    apply(&mut c, result);
+    assert_eq!(c.image().topic("t").unwrap().configs[key], "1:1");
+    let err = c
+        .incremental_alter_topic_configs(
+            "t",
+            &[list_op("cleanup.policy", AlterOp::Append, "compact")],
+        )
+        .unwrap_err();
+    assert_eq!(err.code, ec::INVALID_CONFIG);
+    assert!(err.message.contains("compaction"), "{}", err.message);
+    let result = c
+        .incremental_alter_topic_configs("t", &[(key.into(), AlterOp::Delete, None)])
+        .unwrap();
+    apply(&mut c, result);
     let result = c
         .incremental_alter_topic_configs("t", &[("retention.ms".into(), AlterOp::Delete, None)])
         .unwrap();

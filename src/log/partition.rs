@@ -415,9 +415,9 @@ impl PartitionLog {
             if self.config.timestamp_type == TimestampType::CreateTime {
                 for timestamp_ms in [meta.base_timestamp_ms, meta.max_timestamp_ms] {
                     let too_old =
-                        now_ms.saturating_sub(timestamp_ms) > self.config.timestamp_before_max_ms;
+                        now_ms.saturating_sub(timestamp_ms) > self.config.timestamp_before_max_ms();
                     let too_new =
-                        timestamp_ms.saturating_sub(now_ms) > self.config.timestamp_after_max_ms;
+                        timestamp_ms.saturating_sub(now_ms) > self.config.timestamp_after_max_ms();
                     if too_old || too_new {
                         return Err(LogError::InvalidTimestamp { timestamp_ms });
                     }

@@ -2,7 +2,8 @@
 
 The broker binary comes from SKALD_BIN (run.sh builds it). One broker per test session,
 on a free loopback port, with its data in a temporary directory; `broker.restart()` stops
-it gracefully (SIGTERM) and starts it again on the same data and port.
+it gracefully (SIGTERM) and starts it again on the same data and port. `start_broker`
+starts a broker of the test's own with broker settings (`--set key=value`).
 """
 
 import os
@@ -24,8 +25,9 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, binary, data_dir, log_path):
+    def __init__(self, binary, data_dir, log_path, settings=None):
         self.binary = binary
+        self.settings = dict(settings or {})
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
@@ -45,7 +47,8 @@ class Broker:
                 self.bootstrap,
                 "--data-dir",
                 str(self.data_dir),
-            ],
+            ]
+            + [arg for key, value in self.settings.items() for arg in ("--set", f"{key}={value}")],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -81,15 +84,42 @@ class Broker:
         return self.process is not None and self.process.poll() is None
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
+def skald_bin():
     binary = os.environ.get("SKALD_BIN")
     if not binary:
         pytest.fail("SKALD_BIN is not set (run tests/clients/run.sh)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
     root = tmp_path_factory.mktemp("skald")
-    instance = Broker(binary, root / "data", root / "broker.log")
+    instance = Broker(skald_bin(), root / "data", root / "broker.log")
     instance.start()
     yield instance
     alive = instance.alive()
     instance.stop()
     assert alive, "the broker died during the tests"
+    # Logs written to a file carry no terminal colour codes.
+    assert b"\x1b[" not in instance.log_path.read_bytes(), f"escape codes in {instance.log_path}"
+
+
+@pytest.fixture
+def start_broker(tmp_path_factory):
+    """Starts brokers with the given settings; each is stopped (and must still be alive)
+    at the end of the test."""
+    started = []
+
+    def start(settings):
+        root = tmp_path_factory.mktemp("skald-own")
+        instance = Broker(skald_bin(), root / "data", root / "broker.log", settings)
+        instance.start()
+        started.append(instance)
+        return instance
+
+    yield start
+    dead = [b.log_path for b in started if not b.alive()]
+    for instance in started:
+        if instance.alive():
+            instance.stop()
+    assert not dead, f"a broker died during the test; see {dead}"

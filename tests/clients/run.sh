@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Real Kafka clients against a real `skald broker` process: kcat (Debian), confluent-kafka
-# and kafka-python (PyPI, in a venv under target/). Installs what is missing; safe to rerun.
+# and kafka-python (PyPI, in a venv in the cargo target dir: $CARGO_TARGET_DIR, else
+# target/). Installs what is missing; safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-VENV=target/client-venv
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+VENV="$TARGET/client-venv"
 
 if ! command -v kcat >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -18,6 +20,6 @@ if [ ! -x "$VENV/bin/pytest" ]; then
 fi
 
 cargo build --locked --bin skald
-export SKALD_BIN="$PWD/target/debug/skald"
+export SKALD_BIN="$TARGET/debug/skald"
 cd tests/clients
-exec "../../$VENV/bin/pytest" -q -p no:cacheprovider -W ignore::DeprecationWarning "$@" test_confluent_kafka.py test_kafka_python.py test_kcat.py
+exec "$VENV/bin/pytest" -q -p no:cacheprovider -W ignore::DeprecationWarning "$@" test_confluent_kafka.py test_kafka_python.py test_kcat.py test_broker_settings.py

@@ -15,7 +15,7 @@ use crate::base::NodeId;
 use crate::broker::config::{broker_key_for_topic_key, topic_config_value};
 use crate::broker::state::BrokerState;
 use crate::controller::{ApiError, CreateTopic};
-use crate::log::config::LOG_CONFIG_KEYS;
+use crate::log::config::TOPIC_CONFIGS;
 use crate::protocol::error_codes as ec;
 
 /// DescribeConfigs/CreateTopics config sources (Kafka's ConfigSource ids).
@@ -45,11 +45,12 @@ pub fn effective_configs(
     overrides: &BTreeMap<String, String>,
 ) -> Vec<(String, String, i8)> {
     let config = state.topic_log_config(overrides);
-    LOG_CONFIG_KEYS
+    TOPIC_CONFIGS
         .iter()
-        .filter_map(|key| {
+        .filter_map(|def| {
+            let key = def.name;
             let value = topic_config_value(&config, key)?;
-            let source = if overrides.contains_key(*key) {
+            let source = if overrides.contains_key(key) {
                 SOURCE_DYNAMIC_TOPIC
             } else if broker_key_for_topic_key(key)
                 .is_some_and(|b| state.config.settings.overrides.contains_key(b))

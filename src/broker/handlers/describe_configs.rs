@@ -1,47 +1,94 @@
 //! DescribeConfigs for topics (every topic config: override, static broker default or
 //! Kafka default) and for this broker (every broker key it understands).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use super::create_topics::{effective_configs, SOURCE_DEFAULT, SOURCE_STATIC_BROKER};
-use crate::broker::config::BrokerSettings;
+use super::create_topics::{
+    effective_configs, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER,
+};
+use crate::broker::config::{broker_key_for_topic_key, broker_topic_key, BrokerSettings};
 use crate::broker::state::BrokerState;
+use crate::log::config::{topic_config_def, ConfigType};
 use crate::protocol::error_codes as ec;
 
-/// (key, value, source, read only) of one described config.
-type Entry = (String, Option<String>, i8, bool);
+/// One described config.
+struct Entry {
+    key: String,
+    value: Option<String>,
+    source: i8,
+    read_only: bool,
+    config_type: ConfigType,
+    doc: Option<&'static str>,
+    /// (name, value, source), most specific first.
+    synonyms: Vec<(String, Option<String>, i8)>,
+}
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's ConfigType for a key (v3+): 1 boolean, 2 string, 3 int, 5 long.
-fn config_type(key: &str) -> i8 {
+/// Kafka's ConfigType of a broker key (v3+).
+fn broker_config_type(key: &str) -> ConfigType {
+    if let Some(def) = broker_topic_key(key).and_then(topic_config_def) {
+        return def.kind;
+    }
     match key {
-        "message.timestamp.type" | "log.message.timestamp.type" | "broker.rack" => 2,
-        "auto.create.topics.enable" | "delete.topic.enable" => 1,
-        "index.interval.bytes"
-        | "segment.bytes"
-        | "segment.index.bytes"
-        | "max.message.bytes"
-        | "message.max.bytes"
-        | "log.segment.bytes"
-        | "log.index.size.max.bytes"
-        | "log.index.interval.bytes"
-        | "num.partitions"
+        "broker.rack" => ConfigType::String,
+        "auto.create.topics.enable" | "delete.topic.enable" => ConfigType::Boolean,
+        "num.partitions"
         | "socket.request.max.bytes"
         | "max.connections"
         | "log.retention.hours"
         | "log.retention.minutes"
-        | "log.roll.hours" => 3,
-        "default.replication.factor" => 4,
-        _ => 5,
+        | "log.roll.hours"
+        | "log.roll.jitter.hours"
+        | "default.replication.factor" => ConfigType::Int,
+        _ => ConfigType::Long,
     }
+}
+
+/// A topic's configs: every Kafka topic config with its value, source and synonyms.
+fn topic_entries(state: &BrokerState, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    let settings = &state.config.settings;
+    effective_configs(state, overrides)
+        .into_iter()
+        .map(|(key, value, source)| {
+            let def = topic_config_def(&key);
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(&key) {
+                synonyms.push((key.clone(), Some(v.clone()), SOURCE_DYNAMIC_TOPIC));
+            }
+            if let Some(broker_key) = broker_key_for_topic_key(&key) {
+                if let Some(v) = settings.overrides.get(broker_key) {
+                    synonyms.push((
+                        broker_key.to_string(),
+                        Some(v.clone()),
+                        SOURCE_STATIC_BROKER,
+                    ));
+                }
+                synonyms.push((
+                    broker_key.to_string(),
+                    BrokerSettings::default().value_of(broker_key),
+                    SOURCE_DEFAULT,
+                ));
+            }
+            Entry {
+                key,
+                value: Some(value),
+                source,
+                read_only: false,
+                config_type: def.map_or(ConfigType::String, |d| d.kind),
+                doc: def.map(|d| d.doc),
+                synonyms,
+            }
+        })
+        .collect()
 }
 
 pub fn handle(
@@ -55,10 +102,7 @@ pub fn handle(
         let name = resource.resource_name.as_str().to_string();
         let entries: Result<Vec<Entry>, (i16, String)> = match resource.resource_type {
             RESOURCE_TOPIC => match image.topic(&name) {
-                Some(topic) => Ok(effective_configs(state, &topic.configs)
-                    .into_iter()
-                    .map(|(k, v, s)| (k, Some(v), s, false))
-                    .collect()),
+                Some(topic) => Ok(topic_entries(state, &topic.configs)),
                 None => Err((
                     ec::UNKNOWN_TOPIC_OR_PARTITION,
                     format!("Topic {name} does not exist"),
@@ -70,12 +114,31 @@ pub fn handle(
                     Ok(BrokerSettings::keys()
                         .into_iter()
                         .map(|k| {
-                            let source = if settings.overrides.contains_key(k) {
-                                SOURCE_STATIC_BROKER
+                            let value = settings.value_of(k);
+                            let (source, synonyms) = if settings.overrides.contains_key(k) {
+                                let default = BrokerSettings::default().value_of(k);
+                                (
+                                    SOURCE_STATIC_BROKER,
+                                    vec![
+                                        (k.to_string(), value.clone(), SOURCE_STATIC_BROKER),
+                                        (k.to_string(), default, SOURCE_DEFAULT),
+                                    ],
+                                )
                             } else {
-                                SOURCE_DEFAULT
+                                (
+                                    SOURCE_DEFAULT,
+                                    vec![(k.to_string(), value.clone(), SOURCE_DEFAULT)],
+                                )
                             };
-                            (k.to_string(), settings.value_of(k), source, true)
+                            Entry {
+                                key: k.to_string(),
+                                value,
+                                source,
+                                read_only: true,
+                                config_type: broker_config_type(k),
+                                doc: None,
+                                synonyms,
+                            }
                         })
                         .collect())
                 } else {
@@ -98,21 +161,39 @@ pub fn handle(
             .with_resource_name(resource.resource_name.clone());
         match entries {
             Ok(entries) => {
-                let wanted = resource.configuration_keys.as_ref();
+                // Null or empty: every config (as Kafka's ConfigHelper).
+                let wanted = resource
+                    .configuration_keys
+                    .as_ref()
+                    .filter(|keys| !keys.is_empty());
                 result.error_code = ec::NONE;
                 result.configs = entries
                     .into_iter()
-                    .filter(|(k, ..)| {
-                        wanted.is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
-                    })
-                    .map(|(key, value, source, read_only)| {
+                    .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|w| w.as_str() == e.key)))
+                    .map(|e| {
                         let mut entry = DescribeConfigsResourceResult::default()
-                            .with_name(StrBytes::from_string(key.clone()))
-                            .with_value(value.map(StrBytes::from_string))
-                            .with_read_only(read_only)
-                            .with_config_source(source);
+                            .with_name(StrBytes::from_string(e.key))
+                            .with_value(e.value.map(StrBytes::from_string))
+                            .with_read_only(e.read_only)
+                            .with_config_source(e.source)
+                            .with_is_sensitive(false);
+                        if request.include_synonyms {
+                            entry.synonyms = e
+                                .synonyms
+                                .into_iter()
+                                .map(|(name, value, source)| {
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(StrBytes::from_string(name))
+                                        .with_value(value.map(StrBytes::from_string))
+                                        .with_source(source)
+                                })
+                                .collect();
+                        }
                         if version >= 3 {
-                            entry.config_type = config_type(&key);
+                            entry.config_type = e.config_type as i8;
+                            if request.include_documentation {
+                                entry.documentation = e.doc.map(StrBytes::from_static_str);
+                            }
                         }
                         entry
                     })

@@ -1,6 +1,6 @@
-//! IncrementalAlterConfigs: SET/DELETE on topic configs (APPEND/SUBTRACT only apply to
-//! list configs, and no topic config here is one: INVALID_CONFIG). Unknown keys and bad
-//! values are INVALID_CONFIG; broker configs are static (INVALID_CONFIG).
+//! IncrementalAlterConfigs: SET/DELETE on topic configs, APPEND/SUBTRACT on the list ones
+//! (`cleanup.policy`, the replication throttles; on any other: INVALID_CONFIG). Unknown
+//! keys and bad values are INVALID_CONFIG; broker configs are static (INVALID_CONFIG).
 
 use std::sync::Arc;
 

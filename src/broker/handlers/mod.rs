@@ -13,6 +13,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod list_offsets;
@@ -121,6 +122,9 @@ pub async fn dispatch(state: Arc<BrokerState>, frame: Bytes) -> Pending {
         )),
         RequestKind::DescribeCluster(r) => {
             ready(done(describe_cluster::handle(&state, r, version)))
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ready(done(describe_log_dirs::handle(&state, r, version).await))
         }
         RequestKind::DeleteRecords(r) => {
             ready(done(delete_records::handle(&state, r, version).await))

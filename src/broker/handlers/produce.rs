@@ -5,7 +5,9 @@
 //! acks: 0 (no answer; on any partition error the connection is closed, as Kafka does so
 //! the client refreshes metadata), 1 and -1 (all). On one node the in-sync replicas are
 //! this node, so acks=all is answered when the leader's append (and its fsync, if the
-//! topic is fsync-before-ack) is done — exactly when acks=1 is.
+//! topic is fsync-before-ack) is done — exactly when acks=1 is. A topic whose
+//! `min.insync.replicas` is above 1 refuses acks=all writes with NOT_ENOUGH_REPLICAS, as
+//! Kafka does while its ISR is that small.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +21,9 @@ use super::log_error_code;
 use crate::broker::state::BrokerState;
 use crate::log::{AppendInfo, LogError};
 use crate::protocol::error_codes as ec;
+
+/// The in-sync replicas of every partition: this node.
+const IN_SYNC_REPLICAS: i32 = 1;
 
 /// What the connection does once the appends are done.
 pub enum Outcome {
@@ -43,8 +48,14 @@ pub async fn start(
 ) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
     let acks = request.acks;
     let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Slot)>)> = Vec::new();
+    let image = state.image();
     for topic in request.topic_data {
         let name = topic.name.0.as_str().to_string();
+        // acks=all needs `min.insync.replicas` in-sync replicas; this node is the one.
+        let too_few_replicas = acks == -1
+            && image.topic(&name).is_some_and(|t| {
+                state.topic_log_config(&t.configs).min_insync_replicas > IN_SYNC_REPLICAS
+            });
         let mut partitions = Vec::new();
         for data in topic.partition_data {
             let slot = if !matches!(acks, -1..=1) {
@@ -52,6 +63,12 @@ pub async fn start(
             } else {
                 match (state.partition(&name, data.index), data.records) {
                     (None, _) => Slot::Failed(ec::UNKNOWN_TOPIC_OR_PARTITION, None),
+                    (Some(_), _) if too_few_replicas => Slot::Failed(
+                        ec::NOT_ENOUGH_REPLICAS,
+                        Some(format!(
+                            "The size of the current ISR ({IN_SYNC_REPLICAS}) is insufficient to satisfy the min.isr requirement of the topic"
+                        )),
+                    ),
                     (Some(_), None) => Slot::Failed(
                         ec::INVALID_RECORD,
                         Some("Produce request without records".to_string()),
