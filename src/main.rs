@@ -10,6 +10,7 @@ mod real {
     use anyhow::Context;
     use clap::{Args, Parser, Subcommand};
     use skald::broker::Node;
+    use skald::cli::{ExitStatus, Output, ToolCommand};
     use skald::config::BrokerInputs;
     use skald::io::real::{os_seeded_rng, RealDisk};
     use skald::io::Clock;
@@ -25,6 +26,8 @@ mod real {
     enum Command {
         /// Run a broker (single node: broker and controller in one process).
         Broker(BrokerArgs),
+        #[command(flatten)]
+        Tool(ToolCommand),
     }
 
     #[derive(Args, Debug)]
@@ -104,6 +107,34 @@ mod real {
         Ok(())
     }
 
+    /// Runs a tool command against a cluster; its exit code: 0 on success, 1 when it
+    /// failed or some of its work did (the reasons are printed on stderr).
+    fn tool(runtime: &tokio::runtime::Runtime, command: ToolCommand) -> i32 {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut err = std::io::stderr();
+        let input = Box::new(std::io::BufReader::new(std::io::stdin()));
+        let mut output = Output {
+            out: &mut out,
+            err: &mut err,
+        };
+        let result = runtime.block_on(skald::cli::run(command, input, &mut output));
+        let flushed = out.flush();
+        match (result, flushed) {
+            (Ok(ExitStatus::Success), Ok(())) => 0,
+            (Ok(ExitStatus::PartialFailure), _) => 1,
+            (Ok(ExitStatus::Success), Err(error)) => {
+                eprintln!("error: writing output: {error}");
+                1
+            }
+            (Err(error), _) => {
+                eprintln!("error: {error:#}");
+                1
+            }
+        }
+    }
+
     pub fn main() -> anyhow::Result<()> {
         let cli = Cli::parse();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -112,6 +143,12 @@ mod real {
             .context("starting the runtime")?;
         match cli.command {
             Command::Broker(args) => runtime.block_on(broker(args)),
+            Command::Tool(command) => {
+                let code = tool(&runtime, command);
+                // Let in-flight requests of dropped clients go before exiting.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+                std::process::exit(code)
+            }
         }
     }
 }

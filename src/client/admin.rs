@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
@@ -22,10 +23,10 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, TopicName,
+    ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::base::NodeId;
 use crate::client::cluster::Cluster;
@@ -143,6 +144,48 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+/// Fails with NOT_CONTROLLER when every per-topic code in a response is NOT_CONTROLLER:
+/// nothing was applied, so `retrying` may send the whole request again.
+fn check_not_controller(
+    codes: impl IntoIterator<Item = i16>,
+    what: &str,
+) -> Result<(), ClientError> {
+    let mut codes = codes.into_iter().peekable();
+    if codes.peek().is_some() && codes.all(|c| c == code::NOT_CONTROLLER) {
+        return Err(ClientError::kafka(code::NOT_CONTROLLER, None, what));
+    }
+    Ok(())
+}
+
+/// Per-topic answers `(name, error code, message)` as results in the order the caller
+/// asked (`asked`); a topic the response left out is a protocol error. `what` names
+/// the operation in errors: "create topic" gives "create topic t: broker returned ...".
+fn per_topic_results<'a>(
+    asked: impl IntoIterator<Item = &'a String>,
+    answered: impl IntoIterator<Item = (String, i16, Option<&'a str>)>,
+    what: &str,
+) -> Vec<(String, Result<(), ClientError>)> {
+    let mut results: BTreeMap<String, Result<(), ClientError>> = answered
+        .into_iter()
+        .map(|(name, code, message)| {
+            let result = ClientError::check(code, message, || format!("{what} {name}"));
+            (name, result)
+        })
+        .collect();
+    asked
+        .into_iter()
+        .map(|name| {
+            let result = results.remove(name).unwrap_or_else(|| {
+                Err(ClientError::Protocol {
+                    addr: "controller".to_string(),
+                    detail: format!("no result for {what} {name}"),
+                })
+            });
+            (name.clone(), result)
+        })
+        .collect()
+}
+
 /// Admin client over a shared `Cluster`.
 #[derive(Clone, Debug)]
 pub struct Admin {
@@ -180,6 +223,24 @@ impl Admin {
         }
     }
 
+    /// Sends a topic-changing request to the controller, retrying it whole on transport
+    /// errors and when every per-topic code (`codes`) is NOT_CONTROLLER.
+    async fn controller_request<R: Request>(
+        &self,
+        request: &R,
+        codes: impl Fn(&R::Response) -> Vec<i16>,
+        what: &str,
+    ) -> Result<R::Response, ClientError> {
+        let cluster = &self.cluster;
+        let codes = &codes;
+        self.retrying(|| async move {
+            let response = cluster.controller_connection().await?.send(request).await?;
+            check_not_controller(codes(&response), what)?;
+            Ok(response)
+        })
+        .await
+    }
+
     /// Creates topics; returns each topic's result in request order.
     pub async fn create_topics(
         &self,
@@ -212,51 +273,24 @@ impl Admin {
                     })
                     .collect(),
             );
-        let cluster = &self.cluster;
-        let request = &request;
         let response = self
-            .retrying(|| async move {
-                let response = cluster.controller_connection().await?.send(request).await?;
-                // A request-level NOT_CONTROLLER on every topic: retry it whole.
-                if !response.topics.is_empty()
-                    && response
-                        .topics
-                        .iter()
-                        .all(|t| t.error_code == code::NOT_CONTROLLER)
-                {
-                    return Err(ClientError::kafka(
-                        code::NOT_CONTROLLER,
-                        None,
-                        "create topics",
-                    ));
-                }
-                Ok(response)
-            })
+            .controller_request(
+                &request,
+                |response| response.topics.iter().map(|t| t.error_code).collect(),
+                "create topics",
+            )
             .await?;
-        let mut results: BTreeMap<String, Result<(), ClientError>> = response
-            .topics
-            .iter()
-            .map(|topic| {
-                let name = topic.name.0.to_string();
-                let result =
-                    ClientError::check(topic.error_code, topic.error_message.as_deref(), || {
-                        format!("create topic {name}")
-                    });
-                (name, result)
-            })
-            .collect();
-        Ok(topics
-            .iter()
-            .map(|topic| {
-                let result = results.remove(&topic.name).unwrap_or_else(|| {
-                    Err(ClientError::Protocol {
-                        addr: "controller".to_string(),
-                        detail: format!("no result for topic {}", topic.name),
-                    })
-                });
-                (topic.name.clone(), result)
-            })
-            .collect())
+        Ok(per_topic_results(
+            topics.iter().map(|topic| &topic.name),
+            response.topics.iter().map(|topic| {
+                (
+                    topic.name.0.to_string(),
+                    topic.error_code,
+                    topic.error_message.as_deref(),
+                )
+            }),
+            "create topic",
+        ))
     }
 
     /// Deletes topics by name; returns each topic's result in request order.
@@ -288,29 +322,14 @@ impl Admin {
                 connection.send_at(&request, version).await
             })
             .await?;
-        let mut results: BTreeMap<String, Result<(), ClientError>> = BTreeMap::new();
-        for topic in &response.responses {
-            let Some(name) = topic.name.as_ref().map(|n| n.0.to_string()) else {
-                continue;
-            };
-            let result =
-                ClientError::check(topic.error_code, topic.error_message.as_deref(), || {
-                    format!("delete topic {name}")
-                });
-            results.insert(name, result);
-        }
-        Ok(names
-            .iter()
-            .map(|name| {
-                let result = results.remove(name).unwrap_or_else(|| {
-                    Err(ClientError::Protocol {
-                        addr: "controller".to_string(),
-                        detail: format!("no result for topic {name}"),
-                    })
-                });
-                (name.clone(), result)
-            })
-            .collect())
+        Ok(per_topic_results(
+            names,
+            response.responses.iter().filter_map(|topic| {
+                let name = topic.name.as_ref()?.0.to_string();
+                Some((name, topic.error_code, topic.error_message.as_deref()))
+            }),
+            "delete topic",
+        ))
     }
 
     /// Names of all topics, sorted; internal topics only if asked.
@@ -454,6 +473,49 @@ impl Admin {
         ClientError::check(result.error_code, result.error_message.as_deref(), || {
             format!("alter configs of {}", resource.kafka_name())
         })
+    }
+
+    /// Raises topics' partition counts (`(topic, new total count)`), with the broker
+    /// placing the new replicas; returns each topic's result in request order. Kafka
+    /// only grows a topic: a count at or below the current one is INVALID_PARTITIONS.
+    pub async fn create_partitions(
+        &self,
+        counts: &[(String, i32)],
+        timeout_ms: i32,
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<(), ClientError>)>, ClientError> {
+        let request = CreatePartitionsRequest::default()
+            .with_timeout_ms(timeout_ms)
+            .with_validate_only(validate_only)
+            .with_topics(
+                counts
+                    .iter()
+                    .map(|(name, count)| {
+                        CreatePartitionsTopic::default()
+                            .with_name(topic_name(name))
+                            .with_count(*count)
+                            .with_assignments(None)
+                    })
+                    .collect(),
+            );
+        let response = self
+            .controller_request(
+                &request,
+                |response| response.results.iter().map(|t| t.error_code).collect(),
+                "create partitions",
+            )
+            .await?;
+        Ok(per_topic_results(
+            counts.iter().map(|(name, _)| name),
+            response.results.iter().map(|topic| {
+                (
+                    topic.name.0.to_string(),
+                    topic.error_code,
+                    topic.error_message.as_deref(),
+                )
+            }),
+            "create partitions of",
+        ))
     }
 
     /// Offsets by timestamp per partition (`consumer::LATEST_TIMESTAMP`,
