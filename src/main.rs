@@ -2,6 +2,9 @@
 //! on 127.0.0.1:9092 with data in ./skald-data; `--config skald.toml`, flags and
 //! `--set key=value` (Kafka's key names) for the rest. SIGTERM or Ctrl-C shut it down
 //! gracefully: stop accepting, answer in-flight requests, flush, checkpoint, close.
+//!
+//! `skald topic|produce|consume|perf` are the command-line tools over the Kafka protocol
+//! (`skald::cli`, docs/CLI.md); they exit 1 when the broker refused something.
 
 #[cfg(not(madsim))]
 mod real {
