@@ -118,7 +118,7 @@ fn self_exe() -> PathBuf {
 
 fn replay_command(scenario: &Path, seed: u64) -> String {
     format!(
-        "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -q --release -p skald-sim -- run --scenario {} --seed {seed}",
+        "RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -q -p skald-sim -- run --scenario {} --seed {seed}",
         scenario.display()
     )
 }
@@ -569,8 +569,9 @@ fn report(path: &Path, window_ms: u64) -> anyhow::Result<i32> {
     for failure in &trace.failures {
         println!("failure: {failure}");
     }
-    // The moment to centre on: the first not-allowed anomaly's earliest operation, or
-    // else the first failure event.
+    // The moment to centre on: the first not-allowed anomaly's latest operation (where
+    // it shows), or else the first failure event. Faults and node starts are listed
+    // whenever they happened; operations only inside the window or when cited.
     let by_index: BTreeMap<u64, &Op> = trace.ops.iter().map(|op| (op.index, op)).collect();
     let anomaly = trace.anomalies.iter().find(|a| !a.allowed);
     let centre_ms = match anomaly {
@@ -581,7 +582,7 @@ fn report(path: &Path, window_ms: u64) -> anyhow::Result<i32> {
                 .iter()
                 .filter_map(|i| by_index.get(i))
                 .map(|op| (op.time_ns / 1_000_000) as u64)
-                .min()
+                .max()
                 .unwrap_or(0)
         }
         None => trace
@@ -598,7 +599,9 @@ fn report(path: &Path, window_ms: u64) -> anyhow::Result<i32> {
     println!("timeline {low}..{high} ms (>> marks the anomaly's operations):");
     let mut lines: Vec<(u64, u8, String)> = Vec::new();
     for event in &trace.events {
-        if (low..=high).contains(&event.time_ms) {
+        let always = matches!(event.node.as_str(), "nemesis" | "check" | "sim")
+            || event.what.starts_with("starting");
+        if always || (low..=high).contains(&event.time_ms) {
             lines.push((
                 event.time_ms,
                 0,
