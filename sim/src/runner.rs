@@ -494,7 +494,7 @@ fn disk_config(scenario: &Scenario, standing: bool) -> FaultConfig {
     let mut config = FaultConfig {
         torn_write_rate: rates.torn_write_rate,
         // fsync takes virtual time, so appends race with a flush as on a real disk.
-        sync_latency_ms: 1,
+        sync_latency_ms: rates.sync_latency_ms,
         ..FaultConfig::default()
     };
     if standing {
