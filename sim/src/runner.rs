@@ -716,6 +716,16 @@ async fn poll_once(ctx: &Ctx, process: ProcessId, consumer: &mut Consumer) -> bo
         Ok(Err(e)) => {
             ctx.op(OpType::Fail, Some(process), empty_poll());
             ctx.record(&format!("c{process}"), format!("poll failed: {e}"));
+            let text = e.to_string();
+            if text.contains("CRC mismatch") {
+                // The client caught it, but the broker served a corrupt batch.
+                let seen = lock(&ctx.rec.failures)
+                    .iter()
+                    .any(|f| f.starts_with("corrupt data served"));
+                if !seen {
+                    ctx.fail(format!("corrupt data served to process {process}: {text}"));
+                }
+            }
             if e.kafka_code() == Some(code::OFFSET_OUT_OF_RANGE) {
                 // The log end moved below our position (a page-cache crash lost a
                 // suffix): start over, as a consumer with auto.offset.reset would.
