@@ -212,7 +212,7 @@ pub struct RandomFaults {
     pub duration_ms_max: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskFaultRates {
     #[serde(default)]
@@ -234,6 +234,31 @@ pub struct DiskFaultRates {
     /// Probability that a crash tears the last unsynced write it keeps.
     #[serde(default)]
     pub torn_write_rate: f64,
+    /// How long every fsync takes (the simulator's virtual time; not a fault): the
+    /// window in which a write is in the page cache but not yet durable.
+    #[serde(default = "sync_latency_ms_default")]
+    pub sync_latency_ms: u64,
+}
+
+fn sync_latency_ms_default() -> u64 {
+    1
+}
+
+impl Default for DiskFaultRates {
+    fn default() -> DiskFaultRates {
+        DiskFaultRates {
+            read_eio_rate: 0.0,
+            write_eio_rate: 0.0,
+            sync_eio_rate: 0.0,
+            bit_flip_rate: 0.0,
+            short_read_rate: 0.0,
+            misdirected_write_rate: 0.0,
+            latency_rate: 0.0,
+            latency_ms_max: 0,
+            torn_write_rate: 0.0,
+            sync_latency_ms: sync_latency_ms_default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

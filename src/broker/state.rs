@@ -120,6 +120,7 @@ impl BrokerState {
                         partition.index.0,
                         partition.leader_epoch,
                         &topic.configs,
+                        partition.replicas.len() == 1,
                     )?;
                 }
             }
@@ -134,6 +135,7 @@ impl BrokerState {
         index: i32,
         leader_epoch: LeaderEpoch,
         configs: &BTreeMap<String, String>,
+        sole_replica: bool,
     ) -> Result<(), LogError> {
         let key = (topic.to_string(), index);
         if let Some(existing) = self
@@ -152,6 +154,15 @@ impl BrokerState {
             config,
             self.clock.clone(),
         )?;
+        let mut log = log;
+        if sole_replica {
+            // The only replica: everything recovery kept is committed. The checkpointed
+            // high watermark may be stale after a crash (the appends since the last
+            // checkpoint are in the log but not in the checkpoint), and until the next
+            // append consumers would not see them (found by skald-sim,
+            // single-crash-loop-fsync seed 3).
+            log.set_high_watermark(log.log_end_offset());
+        }
         tracing::info!(topic, partition = index, ?report, "partition opened");
         let handle = log_driver::spawn(log);
         self.partitions.lock().expect("partitions lock").insert(
@@ -214,6 +225,7 @@ impl BrokerState {
                         index.0,
                         *leader_epoch,
                         &topic.configs,
+                        replicas.len() == 1,
                     )
                     .map_err(storage)?;
                 }

@@ -453,6 +453,18 @@ impl Segment {
                 stopped = Some(StopReason::OffsetsNotIncreasing);
                 break;
             }
+            // The base offset is outside the batch CRC: a flipped bit there passes
+            // `validate`, and an offset beyond the segment's u32 relative range would
+            // break the indexes. Such a header is corrupt.
+            let last_relative = meta
+                .base_offset
+                .0
+                .checked_add(i64::from(meta.last_offset_delta))
+                .and_then(|last| last.checked_sub(self.base.0));
+            if !last_relative.is_some_and(|r| (0..=i64::from(u32::MAX)).contains(&r)) {
+                stopped = Some(StopReason::BadHeader);
+                break;
+            }
             if position + meta.size_bytes > chunk_start + chunk.len() as u64 {
                 chunk = read_exact_at(
                     self.log.as_ref(),

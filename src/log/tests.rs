@@ -406,9 +406,13 @@ fn failed_fsync_takes_the_partition_offline() {
     assert!(matches!(log.flush_now(), Err(LogError::Offline(_))));
 }
 
-#[test]
-fn recovery_cuts_the_log_at_a_corrupt_batch_in_the_unflushed_tail() {
-    let disk = SimDisk::new(21);
+/// Appends six flushed batches, flips a bit at `offset_in_batch` of the fourth one on
+/// disk (durably), crashes and recovers. Returns the batches and the recovered log.
+fn recover_after_flip_in_fourth_batch(
+    seed: u64,
+    offset_in_batch: usize,
+) -> (Vec<Vec<u8>>, PartitionLog) {
+    let disk = SimDisk::new(seed);
     let clock = Clock::manual(START_MS);
     let config = LogConfig {
         segment_bytes: 1 << 20,
@@ -423,17 +427,33 @@ fn recovery_cuts_the_log_at_a_corrupt_batch_in_the_unflushed_tail() {
     }
     log.flush_now().unwrap();
     drop(log);
-    // Corrupt the fourth batch on disk (durably), then crash: recovery rescans the active
-    // segment and must keep exactly the three batches before the corruption.
-    let position = (batches[0].len() + batches[1].len() + batches[2].len() + 80) as u64;
+    let position =
+        (batches[0].len() + batches[1].len() + batches[2].len() + offset_in_batch) as u64;
     disk.inject(OneShotFault::BitFlip {
         path: format!("{DIR}/00000000000000000000.log"),
         position,
     });
     disk.crash();
     let log = open(&disk, config, &clock).unwrap();
+    (batches, log)
+}
+
+#[test]
+fn recovery_cuts_the_log_at_a_corrupt_batch_in_the_unflushed_tail() {
+    // Corrupt the fourth batch's records (under the CRC): recovery rescans the active
+    // segment and must keep exactly the three batches before the corruption.
+    let (batches, log) = recover_after_flip_in_fourth_batch(21, 80);
     assert_eq!(read_all(&log, 1 << 20), batches[..3].to_vec());
     assert_eq!(log.log_end_offset(), Offset(6));
+}
+
+#[test]
+fn recovery_stops_at_a_base_offset_flipped_out_of_the_segment_range() {
+    // The base offset is not covered by the batch CRC. A bit flipped in its byte 3
+    // (bits 32..39) puts the batch more than u32::MAX past the segment base; recovery
+    // used to index it and panic (found by skald-sim, single-disk-faults seed 9).
+    let (batches, log) = recover_after_flip_in_fourth_batch(22, 3);
+    assert_eq!(read_all(&log, 1 << 20), batches[..3].to_vec());
 }
 
 #[test]
