@@ -109,6 +109,10 @@ pub struct RecoveryReport {
     pub segments_scanned: u64,
     pub bytes_truncated: u64,
     pub segments_dropped: u64,
+    /// Synced batches whose CRC failed (media damage): kept in place, never served.
+    pub corrupt_batches: u64,
+    /// Synced data could not be framed: the log was opened offline, nothing changed.
+    pub offline: bool,
 }
 
 impl PartitionLog {
@@ -116,6 +120,9 @@ impl PartitionLog {
     /// below the checkpointed recovery point are trusted (valid indexes reused), the rest
     /// are scanned batch by batch with CRC checks and cut at the first torn or corrupt
     /// batch; everything after a cut is dropped so the log stays a contiguous prefix.
+    /// Only unsynced data (at or past the checkpointed recovery point) is ever cut: a bad
+    /// batch below it is media damage, kept in place and refused by every read, and synced
+    /// data that cannot be framed opens the partition offline with nothing changed.
     pub fn open(
         disk: DiskRef,
         dir: &str,
@@ -158,7 +165,13 @@ impl PartitionLog {
         // The first segment recovery scanned (and may have truncated or re-indexed): from
         // there on, everything is synced before the log is called recovered.
         let mut first_scanned: Option<Offset> = None;
+        // Synced data that cannot be framed: the partition is opened offline, untouched.
+        let mut damaged: Option<String> = None;
         for (i, base) in bases.iter().enumerate() {
+            if damaged.is_some() {
+                // Leave later segments on disk as they are; the partition serves nothing.
+                break;
+            }
             // Offsets are contiguous across segments: a segment that does not start where
             // the previous one ends (its unsynced tail was lost in a crash) starts a hole.
             let previous_end = segments.values().next_back().map(|s| s.next_offset());
@@ -184,10 +197,22 @@ impl PartitionLog {
                 report.segments_loaded += 1;
             } else {
                 first_scanned.get_or_insert(*base);
-                let outcome = segment.recover(&|b: &[u8]| batch::crc_matches(b), &mut |_| {})?;
+                // Synced: below the checkpointed recovery point, and all of a segment
+                // with a successor (`roll` syncs a segment before creating the next).
+                let durable_end =
+                    next_base.map_or(checkpoint_recovery, |next| next.max(checkpoint_recovery));
+                let outcome =
+                    segment.recover(durable_end, &|b: &[u8]| batch::crc_matches(b), &mut |_| {})?;
                 report.segments_scanned += 1;
                 report.bytes_truncated += outcome.truncated_bytes;
-                if outcome.stopped.is_some() {
+                report.corrupt_batches += outcome.corrupt_batches;
+                if let Some(reason) = outcome.durable_damage {
+                    damaged = Some(format!(
+                        "segment {base} of {dir}: synced data is damaged at offset {} ({reason:?}); \
+                         nothing was truncated, the partition stays offline",
+                        segment.next_offset()
+                    ));
+                } else if outcome.stopped.is_some() {
                     cut = true;
                 }
             }
@@ -240,6 +265,14 @@ impl PartitionLog {
             generation: 0,
             offline: None,
         };
+        if let Some(reason) = damaged {
+            // Change nothing on disk (no cut, no checkpoint): the data past the damage is
+            // still there for an operator, and no offset of it can be handed out again.
+            log.recovery_point = checkpoint_recovery.min(log.log_end_offset());
+            log.offline = Some(reason);
+            report.offline = true;
+            return Ok((log, report));
+        }
         let log_end = log.log_end_offset();
         log.log_start_offset = log.log_start_offset.min(log_end);
         log.high_watermark = checkpoint_hw.clamp(log.log_start_offset, log_end);
@@ -474,6 +507,19 @@ impl PartitionLog {
 
     /// Starts a new segment at the log end, snapshotting producer state there.
     fn roll(&mut self) -> Result<(), LogError> {
+        // The outgoing segment's data is synced before its successor exists: a segment
+        // with a successor on disk is then wholly durable, so recovery reads damage in it
+        // as damage to synced data (kept in place or fail-stop), never as a torn tail to
+        // cut. One fsync per `segment.bytes`.
+        let outgoing = match self.active_mut().files(false) {
+            Ok(files) => files,
+            Err(e) => return self.fail(e),
+        };
+        for file in outgoing {
+            if let Err(e) = file.sync() {
+                return self.fail(e);
+            }
+        }
         let base = self.log_end_offset();
         let snapshot = join(&self.dir, &format!("{}.snapshot", file_stem(base)));
         if let Err(e) = write_atomic(self.disk.as_ref(), &snapshot, &self.producers.encode()) {

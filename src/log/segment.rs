@@ -43,10 +43,17 @@ pub struct BatchLocation {
 pub struct RecoveryOutcome {
     /// Bytes cut off the end because they were torn or corrupt.
     pub truncated_bytes: u64,
-    /// Batches found valid.
+    /// Batches kept (valid ones, and `corrupt_batches` kept in synced data).
     pub batches: u64,
     /// Why the scan stopped early, if it did.
     pub stopped: Option<StopReason>,
+    /// Batches below the durable end whose CRC failed but whose framing held: media
+    /// damage to synced data, not a torn write. They stay in place (indexed, never served:
+    /// every read checks the CRC) so no offset is ever reused.
+    pub corrupt_batches: u64,
+    /// The scan could not frame synced data (a damaged header below the durable end):
+    /// nothing was truncated, and the partition must not be written or served.
+    pub durable_damage: Option<StopReason>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,15 +281,51 @@ impl Segment {
 
     /// The first batch whose last offset is >= `offset`, or `None` if there is none.
     pub fn find(&self, offset: Offset) -> Result<Option<BatchLocation>, LogError> {
-        let mut position = self.index.lookup(offset).map_or(0, |e| e.position);
+        let (mut position, mut expected) = self.walk_start(offset);
         while position < self.size_bytes {
-            let meta = self.header_at(position)?;
+            let (meta, damaged) = self.header_expecting(position, expected)?;
             if meta.last_offset() >= offset {
+                if damaged {
+                    return Err(self.damaged_base_offset(position, expected));
+                }
                 return Ok(Some(BatchLocation { position, meta }));
             }
+            expected = meta.next_offset();
             position += meta.size_bytes;
         }
         Ok(None)
+    }
+
+    /// Where a header walk towards `offset` starts: the index entry at or before it (its
+    /// position, and the base offset the batch there must have), else the segment start.
+    fn walk_start(&self, offset: Offset) -> (u64, Offset) {
+        self.index
+            .lookup(offset)
+            .map_or((0, self.base), |e| (e.position, e.offset))
+    }
+
+    /// The header at `position`, whose batch must start at `expected`: offsets are
+    /// contiguous (no compaction yet), and the base offset lies outside the batch CRC, so
+    /// contiguity is the only check that catches a damaged one before it is served.
+    /// Returns the header with the base offset the batch really has, and whether the
+    /// stored one was damaged (the rest of the header is covered by the CRC, so the walk
+    /// can step over such a batch, which is never served).
+    fn header_expecting(
+        &self,
+        position: u64,
+        expected: Offset,
+    ) -> Result<(BatchMeta, bool), LogError> {
+        let meta = self.header_at(position)?;
+        Ok(at_expected_offset(meta, expected))
+    }
+
+    fn damaged_base_offset(&self, position: u64, expected: Offset) -> LogError {
+        LogError::Corrupt {
+            detail: format!(
+                "segment {} position {position}: the batch at offset {expected} has a damaged base offset",
+                self.base
+            ),
+        }
     }
 
     /// Whole batches starting with the one holding `offset`, as one zero-copy slice: at
@@ -302,13 +345,18 @@ impl Segment {
             return Ok(None);
         }
         let mut end = first.position + first.meta.size_bytes;
+        let mut next = first.meta.next_offset();
         while end < self.size_bytes {
-            let meta = self.header_at(end)?;
+            // A damaged header ends the read before it; a read starting there reports it.
+            let Ok((meta, false)) = self.header_expecting(end, next) else {
+                break;
+            };
             if meta.base_offset >= end_offset || end + meta.size_bytes - first.position > max_bytes
             {
                 break;
             }
             end += meta.size_bytes;
+            next = meta.next_offset();
         }
         let bytes = read_exact_at(
             self.read_handle().as_ref(),
@@ -327,12 +375,16 @@ impl Segment {
             .time_index
             .lookup_before(timestamp_ms)
             .map_or(self.base, |e| e.offset);
-        let mut position = self.index.lookup(start_offset).map_or(0, |e| e.position);
+        let (mut position, mut expected) = self.walk_start(start_offset);
         while position < self.size_bytes {
-            let meta = self.header_at(position)?;
+            let (meta, damaged) = self.header_expecting(position, expected)?;
             if meta.max_timestamp_ms >= timestamp_ms {
+                if damaged {
+                    return Err(self.damaged_base_offset(position, expected));
+                }
                 return Ok(Some(BatchLocation { position, meta }));
             }
+            expected = meta.next_offset();
             position += meta.size_bytes;
         }
         Ok(None)
@@ -401,8 +453,13 @@ impl Segment {
     /// truncates at the first torn or invalid one, and rebuilds both indexes.
     /// `expected_base` is the first offset the segment must hold (its base, or the
     /// previous segment's next offset).
+    ///
+    /// `durable_end` is the checkpointed recovery point: every batch starting below it was
+    /// synced, so a bad batch there is media damage, never a torn write, and is never cut
+    /// (cutting would drop acknowledged data after it and hand its offsets out again).
     pub fn recover(
         &mut self,
+        durable_end: Offset,
         validate: &dyn Fn(&[u8]) -> bool,
         on_batch: &mut dyn FnMut(&BatchMeta),
     ) -> Result<RecoveryOutcome, LogError> {
@@ -418,6 +475,7 @@ impl Segment {
         let mut position = 0u64;
         let mut batches = 0u64;
         let mut stopped = None;
+        let mut corrupt_batches = 0u64;
         let mut chunk = Bytes::new();
         let mut chunk_start = 0u64;
         while position < file_len {
@@ -449,10 +507,10 @@ impl Segment {
                 stopped = Some(StopReason::TornTail);
                 break;
             }
-            if meta.base_offset < self.next_offset {
-                stopped = Some(StopReason::OffsetsNotIncreasing);
-                break;
-            }
+            // Offsets are contiguous: a batch starts where the one before it ended. The
+            // base offset lies outside the CRC, so a different one is damage to that field
+            // alone; such a batch is kept (never served) if what follows frames it.
+            let (meta, base_damaged) = at_expected_offset(meta, self.next_offset);
             // The base offset is outside the batch CRC: a flipped bit there passes
             // `validate`, and an offset beyond the segment's u32 relative range would
             // break the indexes. Such a header is corrupt.
@@ -475,9 +533,24 @@ impl Segment {
             }
             let at = (position - chunk_start) as usize;
             let batch = &chunk[at..at + meta.size_bytes as usize];
-            if !validate(batch) {
-                stopped = Some(StopReason::CrcMismatch);
-                break;
+            let crc_ok = validate(batch);
+            if !crc_ok || base_damaged {
+                // A torn write leaves a short batch (caught above as a torn tail); a whole
+                // batch whose CRC fails, framed by what follows it, was damaged after it
+                // was written. Keep it in place — reads check every CRC and the offsets'
+                // contiguity and refuse it — so nothing after it is lost and none of its
+                // offsets is handed out again.
+                let end = position + meta.size_bytes;
+                let framed = end == file_len || self.header_continues_at(end, file_len, &meta)?;
+                if !framed {
+                    stopped = Some(if crc_ok {
+                        StopReason::OffsetsNotIncreasing
+                    } else {
+                        StopReason::CrcMismatch
+                    });
+                    break;
+                }
+                corrupt_batches += 1;
             }
             self.size_bytes = position;
             self.note_batch(position, &meta)?;
@@ -486,16 +559,46 @@ impl Segment {
             self.size_bytes = position;
             batches += 1;
         }
+        self.size_bytes = position;
+        if stopped.is_some() && self.next_offset < durable_end {
+            // The bytes at `position` start a batch that was synced, yet cannot be framed:
+            // cut nothing. The caller takes the partition offline.
+            return Ok(RecoveryOutcome {
+                truncated_bytes: 0,
+                batches,
+                stopped,
+                corrupt_batches,
+                durable_damage: stopped,
+            });
+        }
         let truncated_bytes = file_len - position;
         if truncated_bytes > 0 {
             self.log.truncate(position)?;
         }
-        self.size_bytes = position;
         Ok(RecoveryOutcome {
             truncated_bytes,
             batches,
             stopped,
+            corrupt_batches,
+            durable_damage: None,
         })
+    }
+
+    /// Whether a batch header that continues `previous` (the next offset, and a size that
+    /// fits the file) starts at `position`.
+    fn header_continues_at(
+        &self,
+        position: u64,
+        file_len: u64,
+        previous: &BatchMeta,
+    ) -> Result<bool, LogError> {
+        if file_len - position < BATCH_HEADER_BYTES {
+            return Ok(false);
+        }
+        let bytes = read_exact_at(self.log.as_ref(), position, BATCH_HEADER_BYTES)?;
+        Ok(read_header(&bytes).is_ok_and(|next| {
+            next.base_offset == previous.next_offset() && next.size_bytes <= file_len - position
+        }))
     }
 
     /// Loads a segment wholly below the recovery point: its bytes and indexes were
@@ -518,7 +621,7 @@ impl Segment {
             self.next_offset = self.base;
             let mut position = 0;
             while position < self.size_bytes {
-                let meta = self.header_at(position)?;
+                let (meta, _) = self.header_expecting(position, self.next_offset)?;
                 self.note_batch(position, &meta)?;
                 position += meta.size_bytes;
             }
@@ -533,10 +636,15 @@ impl Segment {
         if self.size_bytes > 0 {
             self.first_batch_timestamp_ms = self.header_at(0)?.max_timestamp_ms.max(0);
         }
-        let mut position = self.index.entries().last().map_or(0, |e| e.position);
+        let (mut position, mut expected) = self
+            .index
+            .entries()
+            .last()
+            .map_or((0, self.base), |e| (e.position, e.offset));
         self.bytes_since_index_entry = 0;
         while position < self.size_bytes {
-            let meta = self.header_at(position)?;
+            let (meta, _) = self.header_expecting(position, expected)?;
+            expected = meta.next_offset();
             if position + meta.size_bytes > self.size_bytes {
                 // Not what a flush left behind: let recovery scan this segment instead.
                 return Err(LogError::Corrupt {
@@ -556,4 +664,17 @@ impl Segment {
         }
         Ok(true)
     }
+}
+
+/// `meta` as the batch at `expected` (offsets are contiguous), and whether its stored
+/// base offset differed (damage to that field: it is not covered by the batch CRC).
+fn at_expected_offset(meta: BatchMeta, expected: Offset) -> (BatchMeta, bool) {
+    let damaged = meta.base_offset != expected;
+    (
+        BatchMeta {
+            base_offset: expected,
+            ..meta
+        },
+        damaged,
+    )
 }

@@ -14,7 +14,7 @@ use super::producer_state::ProducerState;
 use super::{LogConfig, LogError, PartitionLog};
 use crate::base::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 use crate::io::sim::{FaultConfig, OneShotFault, SimDisk};
-use crate::io::{Clock, DiskRef};
+use crate::io::{Clock, Disk, DiskRef};
 use crate::protocol::{Compression, RecordBatchBuilder, RecordInput};
 
 const DIR: &str = "orders-0";
@@ -381,6 +381,39 @@ fn bit_flip_in_sealed_segment_is_detected_and_never_served() {
     ));
 }
 
+#[test]
+fn a_damaged_base_offset_is_never_served() {
+    // The base offset lies outside the batch CRC: only the offsets' contiguity shows that
+    // the second batch of a sealed segment now claims other offsets.
+    let disk = SimDisk::new(12);
+    let clock = Clock::manual(START_MS);
+    let mut log = open(&disk, small_config(), &clock).unwrap();
+    let mut batches = Vec::new();
+    for id in 0..30 {
+        let mut batch = make_batch(id, 3, 200, clock.now_ms());
+        log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
+        batches.push(batch);
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.close().unwrap();
+    assert!(log_segments_hold_two_batches(&batches));
+    disk.inject(OneShotFault::BitFlip {
+        path: format!("{DIR}/00000000000000000000.log"),
+        position: (batches[0].len() + 7) as u64,
+    });
+    let log = open(&disk, small_config(), &clock).unwrap();
+    let end = log.log_end_offset();
+    let result = log.read(Offset(0), 1 << 20, end).unwrap();
+    assert_eq!(&result.records[..], &batches[0][..]);
+    assert!(matches!(
+        log.read(Offset(3), 1 << 20, end),
+        Err(LogError::Corrupt { .. })
+    ));
+    // The next segment is untouched.
+    let next = log.read(Offset(6), 1 << 20, end).unwrap();
+    assert_eq!(&next.records[..batches[2].len()], &batches[2][..]);
+}
+
 /// The bit-flip test's layout assumption: two batches fill a `small_config` segment.
 fn log_segments_hold_two_batches(batches: &[Vec<u8>]) -> bool {
     let two = (batches[0].len() + batches[1].len()) as u64;
@@ -439,21 +472,108 @@ fn recover_after_flip_in_fourth_batch(
 }
 
 #[test]
-fn recovery_cuts_the_log_at_a_corrupt_batch_in_the_unflushed_tail() {
-    // Corrupt the fourth batch's records (under the CRC): recovery rescans the active
-    // segment and must keep exactly the three batches before the corruption.
-    let (batches, log) = recover_after_flip_in_fourth_batch(21, 80);
+fn a_whole_corrupt_batch_is_kept_never_served_and_its_offsets_never_reused() {
+    // A bit of the fourth batch's records rots on disk after it was synced (and, with
+    // fsync before ack, acknowledged); a crash makes recovery rescan the active segment.
+    // Cutting there would drop batches 5 and 6 and hand offsets 6.. out again.
+    let (batches, mut log) = recover_after_flip_in_fourth_batch(21, 80);
+    assert_eq!(
+        log.log_end_offset(),
+        Offset(12),
+        "nothing after the damage is lost"
+    );
+    log.set_high_watermark(log.log_end_offset());
+    let end = log.log_end_offset();
+    let first = log.read(Offset(0), 1 << 20, end).unwrap();
+    assert_eq!(&first.records[..], &batches[..3].concat()[..]);
+    for offset in [6, 7] {
+        assert!(matches!(
+            log.read(Offset(offset), 1 << 20, end),
+            Err(LogError::Corrupt { .. })
+        ));
+    }
+    let rest = log.read(Offset(8), 1 << 20, end).unwrap();
+    assert_eq!(&rest.records[..], &batches[4..].concat()[..]);
+    let mut next = make_batch(6, 1, 10, START_MS);
+    let info = log.append_as_leader(&mut next, LeaderEpoch(0)).unwrap();
+    assert_eq!(info.first_offset, Offset(12));
+}
+
+#[test]
+fn recovery_cuts_an_unframed_batch_past_the_recovery_point() {
+    // Bit 0 of the fourth batch's length (header bytes 8..12, big-endian): the batch no
+    // longer frames. Nothing says it was synced (the checkpointed recovery point is 0),
+    // so it is treated as a torn tail: the log keeps the three batches before it.
+    let (batches, log) = recover_after_flip_in_fourth_batch(23, 11);
     assert_eq!(read_all(&log, 1 << 20), batches[..3].to_vec());
     assert_eq!(log.log_end_offset(), Offset(6));
 }
 
 #[test]
-fn recovery_stops_at_a_base_offset_flipped_out_of_the_segment_range() {
+fn synced_data_that_cannot_be_framed_opens_offline_and_unchanged() {
+    for (seed, flip_at) in [(24u64, 8usize), (25, 11)] {
+        let disk = SimDisk::new(seed);
+        let clock = Clock::manual(START_MS);
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let mut log = open(&disk, config.clone(), &clock).unwrap();
+        let mut batches = Vec::new();
+        for id in 0..4 {
+            let mut batch = make_batch(id, 2, 100, clock.now_ms());
+            log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
+            batches.push(batch);
+        }
+        log.flush_now().unwrap();
+        log.write_partition_checkpoint().unwrap();
+        drop(log);
+        let path = format!("{DIR}/00000000000000000000.log");
+        let len_before = disk.open(&path).unwrap().len().unwrap();
+        // A bit of the third batch's length field, below the checkpointed recovery point.
+        let third: usize = batches[..2].iter().map(Vec::len).sum();
+        disk.inject(OneShotFault::BitFlip {
+            path: path.clone(),
+            position: (third + flip_at) as u64,
+        });
+        for _ in 0..2 {
+            disk.crash();
+            let disk_ref: DiskRef = Arc::new(disk.clone());
+            let (mut log, report) =
+                PartitionLog::open(disk_ref, DIR, config.clone(), clock.clone()).unwrap();
+            assert!(report.offline && log.is_offline(), "flip at {flip_at}");
+            assert_eq!(disk.open(&path).unwrap().len().unwrap(), len_before);
+            assert!(matches!(
+                log.read(Offset(0), 1 << 20, Offset(8)),
+                Err(LogError::Offline(_))
+            ));
+            let mut batch = make_batch(9, 1, 10, clock.now_ms());
+            assert!(matches!(
+                log.append_as_leader(&mut batch, LeaderEpoch(0)),
+                Err(LogError::Offline(_))
+            ));
+        }
+    }
+}
+
+#[test]
+fn recovery_keeps_a_batch_whose_base_offset_flipped_out_of_the_segment_range() {
     // The base offset is not covered by the batch CRC. A bit flipped in its byte 3
     // (bits 32..39) puts the batch more than u32::MAX past the segment base; recovery
-    // used to index it and panic (found by skald-sim, single-disk-faults seed 9).
-    let (batches, log) = recover_after_flip_in_fourth_batch(22, 3);
-    assert_eq!(read_all(&log, 1 << 20), batches[..3].to_vec());
+    // used to index it and panic (found by skald-sim, single-disk-faults seed 9), then to
+    // cut the log there. The offsets' contiguity places the batch; it is never served.
+    let (batches, mut log) = recover_after_flip_in_fourth_batch(22, 3);
+    assert_eq!(log.log_end_offset(), Offset(12));
+    log.set_high_watermark(log.log_end_offset());
+    let end = log.log_end_offset();
+    let first = log.read(Offset(0), 1 << 20, end).unwrap();
+    assert_eq!(&first.records[..], &batches[..3].concat()[..]);
+    assert!(matches!(
+        log.read(Offset(6), 1 << 20, end),
+        Err(LogError::Corrupt { .. })
+    ));
+    let rest = log.read(Offset(8), 1 << 20, end).unwrap();
+    assert_eq!(&rest.records[..], &batches[4..].concat()[..]);
 }
 
 #[test]
