@@ -54,7 +54,7 @@ const POLL_WAIT_MS: i32 = 100;
 const TIME_LIMIT_SLACK_MS: u64 = 60_000;
 /// Polls a drain may stay at one unreadable offset before stepping over it (only in
 /// scenarios whose faults can destroy data at rest).
-const DRAIN_STALLED_POLLS_MAX: u32 = 5;
+const DRAIN_STALLED_POLLS_MAX: u32 = 2;
 /// Attempts to create the scenario's topics before the run fails.
 const SETUP_ATTEMPTS_MAX: u32 = 50;
 
@@ -762,6 +762,9 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
     let may_destroy_data = crate::outcome::may_destroy_data(&ctx.scenario);
     // Per partition: the position last seen and how many polls it has not moved.
     let mut stalled: Vec<(i64, u32)> = vec![(-1, 0); partitions.len()];
+    // The last high watermark each partition reported: a fetch refused at a corrupt
+    // batch carries none, and a re-assignment forgets it.
+    let mut last_hw: Vec<Option<i64>> = vec![None; partitions.len()];
     loop {
         if Instant::now() >= deadline {
             let state: Vec<String> = partitions
@@ -781,11 +784,14 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
             ));
         }
         poll_once(&ctx, process, &mut consumer).await;
+        for (i, tp) in partitions.iter().enumerate() {
+            if let Some(hw) = consumer.high_watermark(tp) {
+                last_hw[i] = Some(hw);
+            }
+        }
         if may_destroy_data {
             for (i, tp) in partitions.iter().enumerate() {
-                let (Some(position), Some(hw)) =
-                    (consumer.position(tp), consumer.high_watermark(tp))
-                else {
+                let (Some(position), Some(hw)) = (consumer.position(tp), last_hw[i]) else {
                     continue;
                 };
                 if position >= hw || position != stalled[i].0 {
@@ -812,8 +818,11 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
                 }
             }
         }
-        let done = partitions.iter().all(|tp| {
-            match (consumer.position(tp), consumer.high_watermark(tp)) {
+        let done = partitions.iter().enumerate().all(|(i, tp)| {
+            match (
+                consumer.position(tp),
+                consumer.high_watermark(tp).or(last_hw[i]),
+            ) {
                 (Some(position), Some(hw)) => position >= hw,
                 _ => false,
             }
@@ -822,8 +831,8 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
             break;
         }
     }
-    for tp in &partitions {
-        let hw = consumer.high_watermark(tp).unwrap_or(0);
+    for (i, tp) in partitions.iter().enumerate() {
+        let hw = consumer.high_watermark(tp).or(last_hw[i]).unwrap_or(0);
         let key = tp.partition as Key;
         let read = |high_watermark| Body::Read {
             key,
