@@ -192,7 +192,11 @@ impl PartitionLog {
                 Segment::open(disk.as_ref(), dir, *base, config.index_interval_bytes)?;
             let next_base = bases.get(i + 1).copied();
             let below_recovery_point = next_base.is_some_and(|next| next <= checkpoint_recovery);
-            let trusted = below_recovery_point && segment.load_trusted().is_ok();
+            // Trusted only if its header walk ends where its successor begins: the walk
+            // checks no CRC, and a damaged offset delta must not move the log's end.
+            let trusted = below_recovery_point
+                && segment.load_trusted().is_ok()
+                && Some(segment.next_offset()) == next_base;
             if trusted {
                 report.segments_loaded += 1;
             } else {
@@ -201,8 +205,12 @@ impl PartitionLog {
                 // with a successor (`roll` syncs a segment before creating the next).
                 let durable_end =
                     next_base.map_or(checkpoint_recovery, |next| next.max(checkpoint_recovery));
-                let outcome =
-                    segment.recover(durable_end, &|b: &[u8]| batch::crc_matches(b), &mut |_| {})?;
+                let outcome = segment.recover(
+                    durable_end,
+                    next_base,
+                    &|b: &[u8]| batch::crc_matches(b),
+                    &mut |_| {},
+                )?;
                 report.segments_scanned += 1;
                 report.bytes_truncated += outcome.truncated_bytes;
                 report.corrupt_batches += outcome.corrupt_batches;
@@ -1051,15 +1059,7 @@ impl PartitionLog {
             .next_back()
             .map_or(offset, |(b, _)| *b);
         for segment in self.segments.range(start..).map(|(_, s)| s) {
-            let mut position = match segment.find(offset)? {
-                Some(location) => location.position,
-                None => continue,
-            };
-            while position < segment.size_bytes() {
-                let meta = segment.header_at(position)?;
-                visit(&meta);
-                position += meta.size_bytes;
-            }
+            segment.visit_batches_from(offset, visit)?;
         }
         Ok(())
     }

@@ -293,7 +293,48 @@ impl Segment {
             expected = meta.next_offset();
             position += meta.size_bytes;
         }
+        if offset < self.next_offset {
+            // The segment holds `offset`, yet no intact batch does: it lies in damage that
+            // recovery kept in place. Report it; never skip to later data silently.
+            return Err(LogError::Corrupt {
+                detail: format!(
+                    "segment {}: offset {offset} lies in damaged data",
+                    self.base
+                ),
+            });
+        }
         Ok(None)
+    }
+
+    /// Visits the header of every intact batch holding or following `offset`. Damage that
+    /// recovery kept in place (a hole that does not frame) is stepped over: the walk
+    /// resumes at the first index entry after it (recovery indexes the batch after a
+    /// hole).
+    pub fn visit_batches_from(
+        &self,
+        offset: Offset,
+        visit: &mut dyn FnMut(&BatchMeta),
+    ) -> Result<(), LogError> {
+        let (mut position, mut expected) = self.walk_start(offset);
+        while position < self.size_bytes {
+            match self.header_expecting(position, expected) {
+                Ok((meta, damaged)) => {
+                    if !damaged && meta.last_offset() >= offset {
+                        visit(&meta);
+                    }
+                    expected = meta.next_offset();
+                    position += meta.size_bytes;
+                }
+                Err(LogError::Corrupt { .. }) => {
+                    match self.index.entries().iter().find(|e| e.position > position) {
+                        Some(entry) => (position, expected) = (entry.position, entry.offset),
+                        None => break,
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
     }
 
     /// Where a header walk towards `offset` starts: the index entry at or before it (its
@@ -460,6 +501,7 @@ impl Segment {
     pub fn recover(
         &mut self,
         durable_end: Offset,
+        successor_base: Option<Offset>,
         validate: &dyn Fn(&[u8]) -> bool,
         on_batch: &mut dyn FnMut(&BatchMeta),
     ) -> Result<RecoveryOutcome, LogError> {
@@ -478,86 +520,124 @@ impl Segment {
         let mut corrupt_batches = 0u64;
         let mut chunk = Bytes::new();
         let mut chunk_start = 0u64;
-        while position < file_len {
-            let remaining = file_len - position;
-            if remaining < BATCH_HEADER_BYTES {
-                stopped = Some(StopReason::TornTail);
-                break;
-            }
-            // Make sure the chunk holds the header, then the whole batch.
-            if position < chunk_start
-                || position + BATCH_HEADER_BYTES > chunk_start + chunk.len() as u64
-            {
-                chunk = read_exact_at(
-                    self.log.as_ref(),
-                    position,
-                    RECOVERY_READ_BYTES.min(remaining),
-                )?;
-                chunk_start = position;
-            }
-            let at = (position - chunk_start) as usize;
-            let meta = match read_header(&chunk[at..]) {
-                Ok(meta) => meta,
-                Err(_) => {
+        'scan: loop {
+            while position < file_len {
+                let remaining = file_len - position;
+                if remaining < BATCH_HEADER_BYTES {
+                    stopped = Some(StopReason::TornTail);
+                    break;
+                }
+                // Make sure the chunk holds the header, then the whole batch.
+                if position < chunk_start
+                    || position + BATCH_HEADER_BYTES > chunk_start + chunk.len() as u64
+                {
+                    chunk = read_exact_at(
+                        self.log.as_ref(),
+                        position,
+                        RECOVERY_READ_BYTES.min(remaining),
+                    )?;
+                    chunk_start = position;
+                }
+                let at = (position - chunk_start) as usize;
+                let meta = match read_header(&chunk[at..]) {
+                    Ok(meta) => meta,
+                    Err(_) => {
+                        stopped = Some(StopReason::BadHeader);
+                        break;
+                    }
+                };
+                if meta.size_bytes > remaining {
+                    stopped = Some(StopReason::TornTail);
+                    break;
+                }
+                // Offsets are contiguous: a batch starts where the one before it ended. The
+                // base offset lies outside the CRC, so a different one is damage to that field
+                // alone; such a batch is kept (never served) if what follows frames it.
+                let (meta, base_damaged) = at_expected_offset(meta, self.next_offset);
+                // The base offset is outside the batch CRC: a flipped bit there passes
+                // `validate`, and an offset beyond the segment's u32 relative range would
+                // break the indexes. Such a header is corrupt.
+                let last_relative = meta
+                    .base_offset
+                    .0
+                    .checked_add(i64::from(meta.last_offset_delta))
+                    .and_then(|last| last.checked_sub(self.base.0));
+                if !last_relative.is_some_and(|r| (0..=i64::from(u32::MAX)).contains(&r)) {
                     stopped = Some(StopReason::BadHeader);
                     break;
                 }
-            };
-            if meta.size_bytes > remaining {
-                stopped = Some(StopReason::TornTail);
-                break;
-            }
-            // Offsets are contiguous: a batch starts where the one before it ended. The
-            // base offset lies outside the CRC, so a different one is damage to that field
-            // alone; such a batch is kept (never served) if what follows frames it.
-            let (meta, base_damaged) = at_expected_offset(meta, self.next_offset);
-            // The base offset is outside the batch CRC: a flipped bit there passes
-            // `validate`, and an offset beyond the segment's u32 relative range would
-            // break the indexes. Such a header is corrupt.
-            let last_relative = meta
-                .base_offset
-                .0
-                .checked_add(i64::from(meta.last_offset_delta))
-                .and_then(|last| last.checked_sub(self.base.0));
-            if !last_relative.is_some_and(|r| (0..=i64::from(u32::MAX)).contains(&r)) {
-                stopped = Some(StopReason::BadHeader);
-                break;
-            }
-            if position + meta.size_bytes > chunk_start + chunk.len() as u64 {
-                chunk = read_exact_at(
-                    self.log.as_ref(),
-                    position,
-                    RECOVERY_READ_BYTES.max(meta.size_bytes).min(remaining),
-                )?;
-                chunk_start = position;
-            }
-            let at = (position - chunk_start) as usize;
-            let batch = &chunk[at..at + meta.size_bytes as usize];
-            let crc_ok = validate(batch);
-            if !crc_ok || base_damaged {
-                // A torn write leaves a short batch (caught above as a torn tail); a whole
-                // batch whose CRC fails, framed by what follows it, was damaged after it
-                // was written. Keep it in place — reads check every CRC and the offsets'
-                // contiguity and refuse it — so nothing after it is lost and none of its
-                // offsets is handed out again.
-                let end = position + meta.size_bytes;
-                let framed = end == file_len || self.header_continues_at(end, file_len, &meta)?;
-                if !framed {
-                    stopped = Some(if crc_ok {
-                        StopReason::OffsetsNotIncreasing
-                    } else {
-                        StopReason::CrcMismatch
-                    });
-                    break;
+                if position + meta.size_bytes > chunk_start + chunk.len() as u64 {
+                    chunk = read_exact_at(
+                        self.log.as_ref(),
+                        position,
+                        RECOVERY_READ_BYTES.max(meta.size_bytes).min(remaining),
+                    )?;
+                    chunk_start = position;
                 }
-                corrupt_batches += 1;
+                let at = (position - chunk_start) as usize;
+                let batch = &chunk[at..at + meta.size_bytes as usize];
+                let crc_ok = validate(batch);
+                if !crc_ok || base_damaged {
+                    // A torn write leaves a short batch (caught above as a torn tail); a whole
+                    // batch whose CRC fails, framed by what follows it, was damaged after it
+                    // was written. Keep it in place — reads check every CRC and the offsets'
+                    // contiguity and refuse it — so nothing after it is lost and none of its
+                    // offsets is handed out again.
+                    // What follows must confirm the offsets the header claims: the next
+                    // header, else the successor segment's base, else (the file's last
+                    // batch) two header fields that must agree, as they do in every
+                    // batch a producer writes.
+                    let end = position + meta.size_bytes;
+                    let framed = if end < file_len {
+                        self.header_continues_at(end, file_len, &meta)?
+                    } else if let Some(next) = successor_base {
+                        next == meta.next_offset()
+                    } else {
+                        crc_ok
+                            || i64::from(meta.last_offset_delta) + 1 == i64::from(meta.record_count)
+                    };
+                    if !framed {
+                        stopped = Some(if crc_ok {
+                            StopReason::OffsetsNotIncreasing
+                        } else {
+                            StopReason::CrcMismatch
+                        });
+                        break;
+                    }
+                    corrupt_batches += 1;
+                }
+                self.size_bytes = position;
+                self.note_batch(position, &meta)?;
+                on_batch(&meta);
+                position += meta.size_bytes;
+                self.size_bytes = position;
+                batches += 1;
             }
-            self.size_bytes = position;
-            self.note_batch(position, &meta)?;
-            on_batch(&meta);
-            position += meta.size_bytes;
-            self.size_bytes = position;
-            batches += 1;
+            if stopped.is_some() {
+                // Bytes that do not frame. Valid batches after them mean this is no torn tail
+                // (writes are sequential): the stretch up to the next batch is a hole whose
+                // offsets are never served nor reused. So is the rest of a segment that has a
+                // successor, whose base bounds the hole.
+                let skip_to = match self.next_batch_after(position, file_len, validate)? {
+                    Some(next) => Some(next),
+                    None => successor_base
+                        .filter(|&next| next > self.next_offset)
+                        .map(|next| (file_len, next)),
+                };
+                if let Some((next_position, next_offset)) = skip_to {
+                    corrupt_batches += 1;
+                    self.next_offset = next_offset;
+                    // The batch after the hole gets an index entry: walks start past the hole.
+                    self.bytes_since_index_entry = self.index_interval_bytes;
+                    position = next_position;
+                    self.size_bytes = position;
+                    stopped = None;
+                    chunk = Bytes::new();
+                    chunk_start = 0;
+                    continue 'scan;
+                }
+            }
+            break;
         }
         self.size_bytes = position;
         if stopped.is_some() && self.next_offset < durable_end {
@@ -582,6 +662,49 @@ impl Segment {
             corrupt_batches,
             durable_damage: None,
         })
+    }
+
+    /// The first valid batch after damage at `from`: a header (magic 2, an offset past
+    /// `self.next_offset` within the segment's range, a size that fits the file) whose
+    /// batch passes `validate`. Returns its position and base offset.
+    fn next_batch_after(
+        &self,
+        from: u64,
+        file_len: u64,
+        validate: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Option<(u64, Offset)>, LogError> {
+        const MAGIC_AT: usize = 16;
+        let header = BATCH_HEADER_BYTES as usize;
+        let mut start = from + 1;
+        while start + BATCH_HEADER_BYTES <= file_len {
+            let len = (RECOVERY_READ_BYTES + BATCH_HEADER_BYTES).min(file_len - start);
+            let chunk = read_exact_at(self.log.as_ref(), start, len)?;
+            let last = chunk.len().saturating_sub(header);
+            for i in 0..=last {
+                if chunk[i + MAGIC_AT] != 2 {
+                    continue;
+                }
+                let Ok(meta) = read_header(&chunk[i..]) else {
+                    continue;
+                };
+                let position = start + i as u64;
+                let in_range = meta.base_offset > self.next_offset
+                    && meta
+                        .next_offset()
+                        .0
+                        .checked_sub(self.base.0)
+                        .is_some_and(|r| r <= i64::from(u32::MAX));
+                if !in_range || meta.size_bytes > file_len - position {
+                    continue;
+                }
+                let batch = read_exact_at(self.log.as_ref(), position, meta.size_bytes)?;
+                if validate(&batch) {
+                    return Ok(Some((position, meta.base_offset)));
+                }
+            }
+            start += (last + 1) as u64;
+        }
+        Ok(None)
     }
 
     /// Whether a batch header that continues `previous` (the next offset, and a size that

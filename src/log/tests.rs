@@ -345,17 +345,7 @@ fn fixed_long_run_with_many_crashes() {
 
 #[test]
 fn bit_flip_in_sealed_segment_is_detected_and_never_served() {
-    let disk = SimDisk::new(11);
-    let clock = Clock::manual(START_MS);
-    let mut log = open(&disk, small_config(), &clock).unwrap();
-    let mut batches = Vec::new();
-    for id in 0..30 {
-        let mut batch = make_batch(id, 3, 200, clock.now_ms());
-        log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
-        batches.push(batch);
-    }
-    log.set_high_watermark(log.log_end_offset());
-    log.close().unwrap();
+    let (disk, clock, batches) = sealed_segments_of_two_batches(11);
     let segment_path = format!("{DIR}/00000000000000000000.log");
     // Flip a bit inside the second batch's records (first segment: sealed, below the
     // recovery point, so recovery trusts it and only the read path can catch it).
@@ -385,17 +375,7 @@ fn bit_flip_in_sealed_segment_is_detected_and_never_served() {
 fn a_damaged_base_offset_is_never_served() {
     // The base offset lies outside the batch CRC: only the offsets' contiguity shows that
     // the second batch of a sealed segment now claims other offsets.
-    let disk = SimDisk::new(12);
-    let clock = Clock::manual(START_MS);
-    let mut log = open(&disk, small_config(), &clock).unwrap();
-    let mut batches = Vec::new();
-    for id in 0..30 {
-        let mut batch = make_batch(id, 3, 200, clock.now_ms());
-        log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
-        batches.push(batch);
-    }
-    log.set_high_watermark(log.log_end_offset());
-    log.close().unwrap();
+    let (disk, clock, batches) = sealed_segments_of_two_batches(12);
     assert!(log_segments_hold_two_batches(&batches));
     disk.inject(OneShotFault::BitFlip {
         path: format!("{DIR}/00000000000000000000.log"),
@@ -412,6 +392,47 @@ fn a_damaged_base_offset_is_never_served() {
     // The next segment is untouched.
     let next = log.read(Offset(6), 1 << 20, end).unwrap();
     assert_eq!(&next.records[..batches[2].len()], &batches[2][..]);
+}
+
+#[test]
+fn a_damaged_offset_delta_in_a_sealed_segment_moves_nothing() {
+    // lastOffsetDelta is under the CRC, but loading a trusted segment walks headers
+    // without checking CRCs: a flipped bit there made the segment end 2^24 offsets late,
+    // and every later segment was dropped as if after a hole (skald-sim:
+    // single-torn-bitflip-sealed seed 33 saw a high watermark of 134217864).
+    let (disk, clock, batches) = sealed_segments_of_two_batches(13);
+    let end = Offset(90);
+    assert!(log_segments_hold_two_batches(&batches));
+    disk.inject(OneShotFault::BitFlip {
+        path: format!("{DIR}/00000000000000000000.log"),
+        position: (batches[0].len() + 23) as u64,
+    });
+    let log = open(&disk, small_config(), &clock).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(
+        &log.read(Offset(0), 1 << 20, end).unwrap().records[..],
+        &batches[0][..]
+    );
+    assert!(log.read(Offset(3), 1 << 20, end).is_err());
+    let later = log.read(Offset(6), 1 << 20, end).unwrap();
+    assert_eq!(&later.records[..batches[2].len()], &batches[2][..]);
+}
+
+/// Thirty batches of three records in `small_config` segments (two batches each),
+/// closed cleanly: every segment but the last is sealed and below the recovery point.
+fn sealed_segments_of_two_batches(seed: u64) -> (SimDisk, Clock, Vec<Vec<u8>>) {
+    let disk = SimDisk::new(seed);
+    let clock = Clock::manual(START_MS);
+    let mut log = open(&disk, small_config(), &clock).unwrap();
+    let mut batches = Vec::new();
+    for id in 0..30 {
+        let mut batch = make_batch(id, 3, 200, clock.now_ms());
+        log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
+        batches.push(batch);
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.close().unwrap();
+    (disk, clock, batches)
 }
 
 /// The bit-flip test's layout assumption: two batches fill a `small_config` segment.
@@ -439,10 +460,11 @@ fn failed_fsync_takes_the_partition_offline() {
     assert!(matches!(log.flush_now(), Err(LogError::Offline(_))));
 }
 
-/// Appends six flushed batches, flips a bit at `offset_in_batch` of the fourth one on
+/// Appends six flushed batches, flips a bit at `offset_in_batch` of batch `batch_index` on
 /// disk (durably), crashes and recovers. Returns the batches and the recovered log.
-fn recover_after_flip_in_fourth_batch(
+fn recover_after_flip_in_batch(
     seed: u64,
+    batch_index: usize,
     offset_in_batch: usize,
 ) -> (Vec<Vec<u8>>, PartitionLog) {
     let disk = SimDisk::new(seed);
@@ -460,8 +482,8 @@ fn recover_after_flip_in_fourth_batch(
     }
     log.flush_now().unwrap();
     drop(log);
-    let position =
-        (batches[0].len() + batches[1].len() + batches[2].len() + offset_in_batch) as u64;
+    let before: usize = batches[..batch_index].iter().map(Vec::len).sum();
+    let position = (before + offset_in_batch) as u64;
     disk.inject(OneShotFault::BitFlip {
         path: format!("{DIR}/00000000000000000000.log"),
         position,
@@ -471,12 +493,9 @@ fn recover_after_flip_in_fourth_batch(
     (batches, log)
 }
 
-#[test]
-fn a_whole_corrupt_batch_is_kept_never_served_and_its_offsets_never_reused() {
-    // A bit of the fourth batch's records rots on disk after it was synced (and, with
-    // fsync before ack, acknowledged); a crash makes recovery rescan the active segment.
-    // Cutting there would drop batches 5 and 6 and hand offsets 6.. out again.
-    let (batches, mut log) = recover_after_flip_in_fourth_batch(21, 80);
+/// The log of `recover_after_flip_in_batch(_, 3, _)` kept all six batches and refuses
+/// only the damaged fourth one (offsets 6 and 7).
+fn assert_only_the_fourth_batch_is_refused(batches: &[Vec<u8>], log: &mut PartitionLog) {
     assert_eq!(
         log.log_end_offset(),
         Offset(12),
@@ -494,19 +513,42 @@ fn a_whole_corrupt_batch_is_kept_never_served_and_its_offsets_never_reused() {
     }
     let rest = log.read(Offset(8), 1 << 20, end).unwrap();
     assert_eq!(&rest.records[..], &batches[4..].concat()[..]);
+}
+
+#[test]
+fn a_whole_corrupt_batch_is_kept_never_served_and_its_offsets_never_reused() {
+    // A bit of the fourth batch's records rots on disk after it was synced (and, with
+    // fsync before ack, acknowledged); a crash makes recovery rescan the active segment.
+    // Cutting there would drop batches 5 and 6 and hand offsets 6.. out again.
+    let (batches, mut log) = recover_after_flip_in_batch(21, 3, 80);
+    assert_eq!(
+        log.log_end_offset(),
+        Offset(12),
+        "nothing after the damage is lost"
+    );
+    assert_only_the_fourth_batch_is_refused(&batches, &mut log);
     let mut next = make_batch(6, 1, 10, START_MS);
     let info = log.append_as_leader(&mut next, LeaderEpoch(0)).unwrap();
     assert_eq!(info.first_offset, Offset(12));
 }
 
 #[test]
-fn recovery_cuts_an_unframed_batch_past_the_recovery_point() {
+fn an_unframed_batch_followed_by_valid_ones_becomes_a_hole() {
     // Bit 0 of the fourth batch's length (header bytes 8..12, big-endian): the batch no
-    // longer frames. Nothing says it was synced (the checkpointed recovery point is 0),
-    // so it is treated as a torn tail: the log keeps the three batches before it.
-    let (batches, log) = recover_after_flip_in_fourth_batch(23, 11);
-    assert_eq!(read_all(&log, 1 << 20), batches[..3].to_vec());
-    assert_eq!(log.log_end_offset(), Offset(6));
+    // longer frames. Valid batches after it show it is no torn tail: its offsets become
+    // a hole that is never served and never reused, and the batches after it stay.
+    let (batches, mut log) = recover_after_flip_in_batch(23, 3, 11);
+    assert_eq!(log.log_end_offset(), Offset(12));
+    assert_only_the_fourth_batch_is_refused(&batches, &mut log);
+}
+
+#[test]
+fn recovery_cuts_an_unframed_last_batch_past_the_recovery_point() {
+    // The same damage to the last batch, which nothing says was synced (the checkpointed
+    // recovery point is 0): a torn tail, cut.
+    let (batches, log) = recover_after_flip_in_batch(26, 5, 11);
+    assert_eq!(read_all(&log, 1 << 20), batches[..5].to_vec());
+    assert_eq!(log.log_end_offset(), Offset(10));
 }
 
 #[test]
@@ -530,8 +572,9 @@ fn synced_data_that_cannot_be_framed_opens_offline_and_unchanged() {
         drop(log);
         let path = format!("{DIR}/00000000000000000000.log");
         let len_before = disk.open(&path).unwrap().len().unwrap();
-        // A bit of the third batch's length field, below the checkpointed recovery point.
-        let third: usize = batches[..2].iter().map(Vec::len).sum();
+        // A bit of the last batch's length field, below the checkpointed recovery point:
+        // nothing after it can frame it or bound it.
+        let third: usize = batches[..3].iter().map(Vec::len).sum();
         disk.inject(OneShotFault::BitFlip {
             path: path.clone(),
             position: (third + flip_at) as u64,
@@ -562,7 +605,7 @@ fn recovery_keeps_a_batch_whose_base_offset_flipped_out_of_the_segment_range() {
     // (bits 32..39) puts the batch more than u32::MAX past the segment base; recovery
     // used to index it and panic (found by skald-sim, single-disk-faults seed 9), then to
     // cut the log there. The offsets' contiguity places the batch; it is never served.
-    let (batches, mut log) = recover_after_flip_in_fourth_batch(22, 3);
+    let (batches, mut log) = recover_after_flip_in_batch(22, 3, 3);
     assert_eq!(log.log_end_offset(), Offset(12));
     log.set_high_watermark(log.log_end_offset());
     let end = log.log_end_offset();
