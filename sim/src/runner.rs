@@ -23,6 +23,7 @@ use bytes::Bytes;
 use madsim::runtime::{Handle, NodeHandle as SimNode, Runtime};
 use skald::base::Rng;
 use skald::broker::{Node, NodeConfig};
+use skald::client::consumer::{list_offsets, LATEST_TIMESTAMP};
 use skald::client::errors::code;
 use skald::client::{
     Acks as ClientAcks, Admin, ClientConfig, Cluster, Consumer, ConsumerConfig, ConsumerRecord,
@@ -760,6 +761,7 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
         .map(|p| TopicPartition::new(ctx.topic(), p))
         .collect();
     let may_destroy_data = crate::outcome::may_destroy_data(&ctx.scenario);
+    let cluster = Cluster::new(ctx.client_config());
     // Per partition: the position last seen and how many polls it has not moved.
     let mut stalled: Vec<(i64, u32)> = vec![(-1, 0); partitions.len()];
     // The last high watermark each partition reported: a fetch refused at a corrupt
@@ -791,15 +793,25 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
         }
         if may_destroy_data {
             for (i, tp) in partitions.iter().enumerate() {
-                let (Some(position), Some(hw)) = (consumer.position(tp), last_hw[i]) else {
+                let Some(position) = consumer.position(tp) else {
                     continue;
                 };
-                if position >= hw || position != stalled[i].0 {
+                if last_hw[i].is_some_and(|hw| position >= hw) || position != stalled[i].0 {
                     stalled[i] = (position, 0);
                     continue;
                 }
                 stalled[i].1 += 1;
-                if stalled[i].1 >= DRAIN_STALLED_POLLS_MAX {
+                if stalled[i].1 >= DRAIN_STALLED_POLLS_MAX && last_hw[i].is_none() {
+                    // Refused at the very first batch: no fetch has carried a high
+                    // watermark yet. Ask for the log end instead.
+                    let request = BTreeMap::from([(tp.clone(), LATEST_TIMESTAMP)]);
+                    if let Some(Ok((end, _))) = list_offsets(&cluster, &request, 0).await.remove(tp)
+                    {
+                        ctx.record("drain", format!("{tp}: log end {end} from ListOffsets"));
+                        last_hw[i] = Some(end);
+                    }
+                    stalled[i].1 = 0;
+                } else if stalled[i].1 >= DRAIN_STALLED_POLLS_MAX {
                     // The record there was destroyed at rest and is (rightly) never
                     // served: step over it, as an operator would.
                     let key = tp.partition as Key;
