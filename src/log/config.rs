@@ -270,6 +270,11 @@ fn check_throttled_replicas(key: &str, value: &str) -> Result<String, ConfigErro
 }
 
 impl LogConfig {
+    /// Whether every message is fsynced before it is acknowledged (`flush.messages=1`).
+    pub fn syncs_every_message(&self) -> bool {
+        self.flush_messages <= 1
+    }
+
     /// Applies one `key = value` setting.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let int_max = i32::MAX;

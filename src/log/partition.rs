@@ -201,10 +201,13 @@ impl PartitionLog {
                 report.segments_loaded += 1;
             } else {
                 first_scanned.get_or_insert(*base);
-                // Synced: below the checkpointed recovery point, and all of a segment
-                // with a successor (`roll` syncs a segment before creating the next).
-                let durable_end =
-                    next_base.map_or(checkpoint_recovery, |next| next.max(checkpoint_recovery));
+                // Synced: below the checkpointed recovery point, and, when every message
+                // is synced before its ack, all of a segment with a successor (`roll`
+                // then syncs a segment before creating the next).
+                let durable_end = match next_base {
+                    Some(next) if config.syncs_every_message() => next.max(checkpoint_recovery),
+                    _ => checkpoint_recovery,
+                };
                 let outcome = segment.recover(
                     durable_end,
                     next_base,
@@ -515,17 +518,21 @@ impl PartitionLog {
 
     /// Starts a new segment at the log end, snapshotting producer state there.
     fn roll(&mut self) -> Result<(), LogError> {
-        // The outgoing segment's data is synced before its successor exists: a segment
-        // with a successor on disk is then wholly durable, so recovery reads damage in it
-        // as damage to synced data (kept in place or fail-stop), never as a torn tail to
-        // cut. One fsync per `segment.bytes`.
-        let outgoing = match self.active_mut().files(false) {
-            Ok(files) => files,
-            Err(e) => return self.fail(e),
-        };
-        for file in outgoing {
-            if let Err(e) = file.sync() {
-                return self.fail(e);
+        // When every message is synced before its ack, the outgoing segment is synced
+        // before its successor exists (cheap: little of it is unsynced): a segment with a
+        // successor on disk is then wholly durable, so recovery reads damage in it as
+        // damage to synced data, never as a torn tail to cut. In page-cache mode this
+        // would cost a synchronous flush of the whole segment per roll, and nothing there
+        // is promised durable anyway.
+        if self.config.syncs_every_message() {
+            let outgoing = match self.active_mut().files(false) {
+                Ok(files) => files,
+                Err(e) => return self.fail(e),
+            };
+            for file in outgoing {
+                if let Err(e) = file.sync() {
+                    return self.fail(e);
+                }
             }
         }
         let base = self.log_end_offset();

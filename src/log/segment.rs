@@ -620,8 +620,10 @@ impl Segment {
                 // successor, whose base bounds the hole.
                 let skip_to = match self.next_batch_after(position, file_len, validate)? {
                     Some(next) => Some(next),
+                    // Only in synced data: an unsynced torn tail is cut (the log keeps
+                    // a prefix), and its successor goes with it.
                     None => successor_base
-                        .filter(|&next| next > self.next_offset)
+                        .filter(|&next| next > self.next_offset && self.next_offset < durable_end)
                         .map(|next| (file_len, next)),
                 };
                 if let Some((next_position, next_offset)) = skip_to {
