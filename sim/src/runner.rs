@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ const TIME_LIMIT_SLACK_MS: u64 = 60_000;
 /// Polls a drain may stay at one unreadable offset before stepping over it (only in
 /// scenarios whose faults can destroy data at rest).
 const DRAIN_STALLED_POLLS_MAX: u32 = 2;
+/// How often disk operations and proxied frames move into the trace (virtual ms).
+const IO_LOG_INTERVAL_MS: u64 = 20;
 /// Attempts to create the scenario's topics before the run fails.
 const SETUP_ATTEMPTS_MAX: u32 = 50;
 
@@ -917,6 +919,20 @@ async fn simulate(rec: Recorder, scenario: Arc<Scenario>, seed: u64) {
         proxy_node.spawn(proxy.run());
     }
     ctx.record("sim", format!("{} broker(s), seed {seed}", nodes));
+    // Every disk operation and every frame through a proxy goes into the trace.
+    for disk in &disks {
+        disk.log_ops(true);
+    }
+    for proxy in &proxies {
+        proxy.log_messages(true);
+    }
+    let io_log_stop = Arc::new(AtomicBool::new(false));
+    let io_log = tokio::spawn(record_io_periodically(
+        ctx.clone(),
+        disks.clone(),
+        proxies.clone(),
+        io_log_stop.clone(),
+    ));
 
     // Setup: topics, through the proxies, without faults.
     let client_node = handle
@@ -1057,10 +1073,73 @@ async fn simulate(rec: Recorder, scenario: Arc<Scenario>, seed: u64) {
         Ok(Err(e)) => ctx.fail(e),
         Err(e) => ctx.fail(format!("drain task failed: {e:?}")),
     }
+    io_log_stop.store(true, Ordering::SeqCst);
+    let _ = io_log.await;
+    record_io(&ctx, &disks, &proxies);
     for (i, disk) in disks.iter().enumerate() {
         ctx.record(&format!("n{}", i + 1), format!("disk {:?}", disk.stats()));
     }
     ctx.rec.end_ms.store(ctx.now_ms(), Ordering::SeqCst);
+}
+
+/// Moves the disks' operation logs and the proxies' message logs into the trace every
+/// IO_LOG_INTERVAL_MS of virtual time until `stop`.
+async fn record_io_periodically(
+    ctx: Ctx,
+    disks: Vec<SimDisk>,
+    proxies: Vec<FaultHandle>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(IO_LOG_INTERVAL_MS)).await;
+        record_io(&ctx, &disks, &proxies);
+    }
+}
+
+fn record_io(ctx: &Ctx, disks: &[SimDisk], proxies: &[FaultHandle]) {
+    let now = ctx.now_ms();
+    for (i, disk) in disks.iter().enumerate() {
+        let node = format!("n{}-disk", i + 1);
+        let (ops, unlogged) = disk.take_ops();
+        for op in ops {
+            let mut line = format!("{} {}", op.op, op.path);
+            if let (Some(position), Some(len)) = (op.position, op.len) {
+                line.push_str(&format!(" @{position}+{len}"));
+            }
+            if let Some(detail) = op.detail {
+                line.push_str(&format!(" -> {detail}"));
+            }
+            if let Some(error) = op.error {
+                line.push_str(&format!(" ERR {error:?}"));
+            }
+            ctx.rec.trace.record(now, &node, line);
+        }
+        if unlogged > 0 {
+            ctx.rec
+                .trace
+                .record(now, &node, format!("{unlogged} operations not logged"));
+        }
+    }
+    for (i, proxy) in proxies.iter().enumerate() {
+        let node = format!("proxy{}", i + 1);
+        let (messages, unlogged) = proxy.take_messages();
+        for m in messages {
+            let api = m.api_key.map_or(String::new(), |k| format!(" api {k}"));
+            ctx.rec.trace.record(
+                now,
+                &node,
+                format!(
+                    "conn {} {:?} #{}{api} corr {:?} {} B",
+                    m.connection_id, m.direction, m.frame_index, m.correlation_id, m.bytes
+                ),
+            );
+        }
+        if unlogged > 0 {
+            ctx.rec
+                .trace
+                .record(now, &node, format!("{unlogged} frames not logged"));
+        }
+    }
 }
 
 /// Runs `scenario` under `seed` in this process (once: see the module docs) and checks it.

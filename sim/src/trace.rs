@@ -46,7 +46,7 @@ impl Trace {
                 hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
             }
         };
-        for event in self.events() {
+        for event in self.events.lock().expect("trace lock poisoned").iter() {
             eat(&event.time_ms.to_le_bytes());
             eat(event.node.as_bytes());
             eat(&[0]);

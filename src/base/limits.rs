@@ -44,6 +44,12 @@ pub const TRANSPORT_OUTSTANDING_REQUESTS_MAX: usize = 1024;
 /// Fault events a faulty transport keeps for the simulator to read; later ones are counted
 /// but not stored.
 pub const TRANSPORT_EVENTS_MAX: usize = 1_000_000;
+/// Message records a faulty transport keeps (when asked to log messages) until the
+/// simulator takes them; later ones are counted but not stored.
+pub const TRANSPORT_MESSAGES_MAX: usize = 1_000_000;
+/// Operation records a simulated disk keeps (when asked to log them) until the simulator
+/// takes them; later ones are counted but not stored.
+pub const SIM_DISK_OPS_LOGGED_MAX: usize = 1_000_000;
 /// Longest delay the faulty transport injects into one frame (`delay_ms_max` is clamped).
 pub const TRANSPORT_DELAY_MS_MAX: u64 = 60_000;
 

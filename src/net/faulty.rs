@@ -67,7 +67,7 @@ use tokio::sync::watch;
 use super::frame::{read_frame, write_frame, FrameError};
 use crate::base::limits::{
     SIM_FRAME_BYTES_MAX, TRANSPORT_CONNECTIONS_MAX, TRANSPORT_DELAY_MS_MAX, TRANSPORT_EVENTS_MAX,
-    TRANSPORT_OUTSTANDING_REQUESTS_MAX,
+    TRANSPORT_MESSAGES_MAX, TRANSPORT_OUTSTANDING_REQUESTS_MAX,
 };
 use crate::base::Rng;
 
@@ -129,6 +129,40 @@ pub struct TransportEvent {
     pub kind: FaultKind,
 }
 
+/// One frame the proxy read, for the simulator's trace (`FaultHandle::log_messages`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageEvent {
+    pub connection_id: u64,
+    pub direction: Direction,
+    /// Index of the frame within its direction on this connection, from 0.
+    pub frame_index: u64,
+    pub bytes: u64,
+    /// A request's API key (the first field of every request header).
+    pub api_key: Option<i16>,
+    /// The correlation id (a request's header, a response's first field).
+    pub correlation_id: Option<i32>,
+}
+
+impl MessageEvent {
+    fn of(connection_id: u64, direction: Direction, frame_index: u64, frame: &[u8]) -> Self {
+        let (api_key, correlation_id) = match direction {
+            Direction::ClientToServer => (
+                frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]])),
+                request_correlation_id(frame),
+            ),
+            Direction::ServerToClient => (None, response_correlation_id(frame)),
+        };
+        MessageEvent {
+            connection_id,
+            direction,
+            frame_index,
+            bytes: frame.len() as u64,
+            api_key,
+            correlation_id,
+        }
+    }
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -171,6 +205,9 @@ struct Shared {
     connections: BTreeMap<u64, ConnectionControl>,
     /// Set to true when the proxy is closed; the accept loop stops.
     proxy_close_tx: watch::Sender<bool>,
+    /// Every frame carried, when the simulator asked for them (`log_messages`).
+    messages: Option<Vec<MessageEvent>>,
+    messages_unlogged: u64,
 }
 
 impl Shared {
@@ -274,6 +311,38 @@ impl FaultHandle {
         std::mem::take(&mut self.lock().events)
     }
 
+    /// Starts (or stops and clears) recording every frame read, for `take_messages`.
+    pub fn log_messages(&self, on: bool) {
+        let mut shared = self.lock();
+        shared.messages = on.then(Vec::new);
+        shared.messages_unlogged = 0;
+    }
+
+    /// The frames recorded since the last call, in the order they were read, and how
+    /// many were not recorded because the log held TRANSPORT_MESSAGES_MAX.
+    pub fn take_messages(&self) -> (Vec<MessageEvent>, u64) {
+        let mut shared = self.lock();
+        let messages = shared
+            .messages
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        (messages, std::mem::take(&mut shared.messages_unlogged))
+    }
+
+    fn log_message(&self, event: MessageEvent) {
+        let mut shared = self.lock();
+        let full = shared
+            .messages
+            .as_ref()
+            .map(|log| log.len() >= TRANSPORT_MESSAGES_MAX);
+        match (full, &mut shared.messages) {
+            (Some(false), Some(log)) => log.push(event),
+            (Some(true), _) => shared.messages_unlogged += 1,
+            _ => {}
+        }
+    }
+
     /// Events not stored because the log held TRANSPORT_EVENTS_MAX already.
     pub fn events_dropped_count(&self) -> u64 {
         self.lock().events_dropped_count
@@ -321,6 +390,8 @@ impl FaultyProxy {
             next_connection_id: 0,
             connections: BTreeMap::new(),
             proxy_close_tx,
+            messages: None,
+            messages_unlogged: 0,
         };
         Ok(FaultyProxy {
             listener,
@@ -642,6 +713,12 @@ impl RequestPump {
                 Err(error) => return PumpEnd::Frame(error),
             };
             let frame_index = self.requests_read.fetch_add(1, Ordering::SeqCst);
+            self.handle.log_message(MessageEvent::of(
+                self.connection_id,
+                Direction::ClientToServer,
+                frame_index,
+                &frame,
+            ));
             let plan = self.plan(frame_index);
             if plan.reset {
                 return PumpEnd::Reset;
@@ -754,6 +831,12 @@ impl ResponsePump {
             };
             let this_index = frame_index;
             frame_index += 1;
+            self.handle.log_message(MessageEvent::of(
+                self.connection_id,
+                Direction::ServerToClient,
+                this_index,
+                &frame,
+            ));
             let matched = match_response(
                 &mut lock_queue(&self.outstanding),
                 response_correlation_id(&frame),
@@ -1016,6 +1099,47 @@ mod tests {
             assert_eq!(server.requests_received.load(Ordering::SeqCst), 25);
             assert_eq!(handle.events(), vec![]);
             assert_eq!(handle.connections_open_count(), 2);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_message_log_records_each_frame_read_when_asked() {
+        within(async {
+            let server = start_echo_server().await;
+            let (proxy_addr, handle) =
+                start_proxy(server.addr, 1, TransportFaults::default()).await;
+            let mut client = TcpStream::connect(proxy_addr).await.unwrap();
+            call(&mut client, 6, b"before", RESPONSE_WAIT_MS).await;
+            handle.log_messages(true);
+            assert_eq!(
+                call(&mut client, 7, b"xyz", RESPONSE_WAIT_MS).await,
+                echoed(7, b"xyz")
+            );
+            let (messages, unlogged) = handle.take_messages();
+            assert_eq!(unlogged, 0);
+            assert_eq!(
+                messages,
+                vec![
+                    MessageEvent {
+                        connection_id: 0,
+                        direction: Direction::ClientToServer,
+                        frame_index: 1,
+                        bytes: 11,
+                        api_key: Some(0),
+                        correlation_id: Some(7),
+                    },
+                    MessageEvent {
+                        connection_id: 0,
+                        direction: Direction::ServerToClient,
+                        frame_index: 1,
+                        bytes: 12,
+                        api_key: None,
+                        correlation_id: Some(7),
+                    },
+                ]
+            );
+            assert!(handle.take_messages().0.is_empty());
         })
         .await;
     }

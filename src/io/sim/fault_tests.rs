@@ -336,3 +336,48 @@ fn rates_outside_zero_to_one_are_rejected() {
         ..FaultConfig::default()
     });
 }
+
+#[test]
+fn the_op_log_records_every_operation_in_order_with_its_outcome() {
+    let disk = SimDisk::new(40);
+    disk.log_ops(true);
+    let file = disk.create("x").unwrap();
+    file.write_at(0, b"abcd").unwrap();
+    disk.inject(OneShotFault::SyncEio { path: None });
+    assert!(file.sync().is_err());
+    file.read_at(1, 2).unwrap_err(); // poisoned after the failed sync
+    assert!(disk.open("missing").is_err());
+    let (ops, unlogged) = disk.take_ops();
+    assert_eq!(unlogged, 0);
+    type Summary<'a> = (
+        &'a str,
+        &'a str,
+        Option<u64>,
+        Option<u64>,
+        Option<IoErrorKind>,
+    );
+    let summary: Vec<Summary> = ops
+        .iter()
+        .map(|o| (o.op, o.path.as_str(), o.position, o.len, o.error))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("create", "x", None, None, None),
+            ("write_at", "x", Some(0), Some(4), None),
+            ("sync", "x", None, None, Some(IoErrorKind::Io)),
+            (
+                "read_at",
+                "x",
+                Some(1),
+                Some(2),
+                Some(IoErrorKind::Poisoned)
+            ),
+            ("open", "missing", None, None, Some(IoErrorKind::NotFound)),
+        ]
+    );
+    assert!(disk.take_ops().0.is_empty(), "taking empties the log");
+    disk.log_ops(false);
+    disk.exists("x").unwrap();
+    assert!(disk.take_ops().0.is_empty(), "nothing is recorded when off");
+}

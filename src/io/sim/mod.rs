@@ -68,6 +68,46 @@ use crate::base::{IoError, IoErrorKind};
 use crate::io::{validate_path, Disk, File, FileRef};
 use state::{NodeId, State};
 
+/// One finished disk operation, for the simulator's trace (`SimDisk::log_ops`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskOp {
+    /// `create`, `open`, `rename`, `remove`, `list`, `exists`, `sync_dir`, `mkdir`, `len`,
+    /// `append`, `write_at`, `read_at`, `sync` or `truncate`.
+    pub op: &'static str,
+    pub path: String,
+    /// Position and length for reads and writes, the new length for a truncate, the
+    /// target for a rename (as `detail`).
+    pub position: Option<u64>,
+    pub len: Option<u64>,
+    pub detail: Option<String>,
+    /// The error's kind, if it failed.
+    pub error: Option<IoErrorKind>,
+}
+
+impl DiskOp {
+    fn new(op: &'static str, path: &str) -> DiskOp {
+        DiskOp {
+            op,
+            path: path.to_string(),
+            position: None,
+            len: None,
+            detail: None,
+            error: None,
+        }
+    }
+
+    fn at(mut self, position: u64, len: u64) -> DiskOp {
+        self.position = Some(position);
+        self.len = Some(len);
+        self
+    }
+
+    fn outcome<T>(mut self, result: &Result<T, IoError>) -> DiskOp {
+        self.error = result.as_ref().err().map(|e| e.kind);
+        self
+    }
+}
+
 /// A simulated disk. Cloning shares the same disk (one per simulated node).
 #[derive(Clone)]
 pub struct SimDisk {
@@ -111,6 +151,25 @@ impl SimDisk {
         lock(&self.state).one_shots.push(fault);
     }
 
+    /// Starts (or stops and clears) recording every operation for `take_ops`.
+    pub fn log_ops(&self, on: bool) {
+        let mut state = lock(&self.state);
+        state.op_log = on.then(Vec::new);
+        state.ops_unlogged = 0;
+    }
+
+    /// The operations recorded since the last call, in order, and how many were not
+    /// recorded because the log was full.
+    pub fn take_ops(&self) -> (Vec<DiskOp>, u64) {
+        let mut state = lock(&self.state);
+        let ops = state
+            .op_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        (ops, std::mem::take(&mut state.ops_unlogged))
+    }
+
     /// Counters: operations, bytes written, syncs, crashes, faults per kind.
     pub fn stats(&self) -> SimDiskStats {
         lock(&self.state).stats.clone()
@@ -142,8 +201,9 @@ impl SimDisk {
         validate_path(path)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        let id = state.open(path)?;
-        Ok(self.handle(&state, id, path, read_only))
+        let id = state.open(path);
+        state.log_op(DiskOp::new("open", path).outcome(&id));
+        Ok(self.handle(&state, id?, path, read_only))
     }
 }
 
@@ -162,8 +222,9 @@ impl Disk for SimDisk {
         validate_path(path)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        let id = state.create(path)?;
-        Ok(self.handle(&state, id, path, false))
+        let id = state.create(path);
+        state.log_op(DiskOp::new("create", path).outcome(&id));
+        Ok(self.handle(&state, id?, path, false))
     }
 
     fn open(&self, path: &str) -> Result<FileRef, IoError> {
@@ -178,7 +239,9 @@ impl Disk for SimDisk {
         validate_path(path)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        state.create_dir_all(path)
+        let result = state.create_dir_all(path);
+        state.log_op(DiskOp::new("mkdir", path).outcome(&result));
+        result
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), IoError> {
@@ -186,35 +249,47 @@ impl Disk for SimDisk {
         validate_path(to)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        state.rename(from, to)
+        let result = state.rename(from, to);
+        let mut op = DiskOp::new("rename", from).outcome(&result);
+        op.detail = Some(to.to_string());
+        state.log_op(op);
+        result
     }
 
     fn remove(&self, path: &str) -> Result<(), IoError> {
         validate_path(path)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        state.remove(path)
+        let result = state.remove(path);
+        state.log_op(DiskOp::new("remove", path).outcome(&result));
+        result
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>, IoError> {
         validate_path(dir)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        state.list(dir)
+        let result = state.list(dir);
+        state.log_op(DiskOp::new("list", dir).outcome(&result));
+        result
     }
 
     fn exists(&self, path: &str) -> Result<bool, IoError> {
         validate_path(path)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        state.exists(path)
+        let result = state.exists(path);
+        state.log_op(DiskOp::new("exists", path).outcome(&result));
+        result
     }
 
     fn sync_dir(&self, dir: &str) -> Result<(), IoError> {
         validate_path(dir)?;
         let mut state = lock(&self.state);
         state.begin_disk_op();
-        state.sync_dir(dir)
+        let result = state.sync_dir(dir);
+        state.log_op(DiskOp::new("sync_dir", dir).outcome(&result));
+        result
     }
 
     fn take_delay_ms(&self) -> u64 {
@@ -237,9 +312,21 @@ impl SimFile {
     fn with_file<T>(
         &self,
         writes: bool,
+        record: DiskOp,
         op: impl FnOnce(&mut State) -> Result<T, IoError>,
     ) -> Result<T, IoError> {
         let mut state = lock(&self.state);
+        let result = self.checked_op(&mut state, writes, op);
+        state.log_op(record.outcome(&result));
+        result
+    }
+
+    fn checked_op<T>(
+        &self,
+        state: &mut State,
+        writes: bool,
+        op: impl FnOnce(&mut State) -> Result<T, IoError>,
+    ) -> Result<T, IoError> {
         state.begin_file_op(self.id, self.epoch, &self.path)?;
         if writes && self.read_only {
             return Err(IoError::new(
@@ -248,7 +335,11 @@ impl SimFile {
                 "read-only handle",
             ));
         }
-        op(&mut state)
+        op(state)
+    }
+
+    fn record(&self, op: &'static str) -> DiskOp {
+        DiskOp::new(op, &self.path)
     }
 }
 
@@ -265,11 +356,14 @@ impl fmt::Debug for SimFile {
 
 impl File for SimFile {
     fn len(&self) -> Result<u64, IoError> {
-        self.with_file(false, |s| Ok(s.file(self.id).written.len() as u64))
+        self.with_file(false, self.record("len"), |s| {
+            Ok(s.file(self.id).written.len() as u64)
+        })
     }
 
     fn append(&self, data: &[u8]) -> Result<u64, IoError> {
-        self.with_file(true, |s| {
+        let record = self.record("append").at(0, data.len() as u64);
+        self.with_file(true, record, |s| {
             let position = s.file(self.id).written.len() as u64;
             s.write(self.id, position, data, &self.path)?;
             Ok(position)
@@ -277,19 +371,26 @@ impl File for SimFile {
     }
 
     fn write_at(&self, position: u64, data: &[u8]) -> Result<(), IoError> {
-        self.with_file(true, |s| s.write(self.id, position, data, &self.path))
+        let record = self.record("write_at").at(position, data.len() as u64);
+        self.with_file(true, record, |s| {
+            s.write(self.id, position, data, &self.path)
+        })
     }
 
     fn read_at(&self, position: u64, len: u64) -> Result<Bytes, IoError> {
-        self.with_file(false, |s| s.read(self.id, position, len, &self.path))
+        let record = self.record("read_at").at(position, len);
+        self.with_file(false, record, |s| {
+            s.read(self.id, position, len, &self.path)
+        })
     }
 
     fn sync(&self) -> Result<(), IoError> {
-        self.with_file(true, |s| s.sync(self.id, &self.path))
+        self.with_file(true, self.record("sync"), |s| s.sync(self.id, &self.path))
     }
 
     fn truncate(&self, len: u64) -> Result<(), IoError> {
-        self.with_file(true, |s| s.truncate(self.id, len, &self.path))
+        let record = self.record("truncate").at(len, 0);
+        self.with_file(true, record, |s| s.truncate(self.id, len, &self.path))
     }
 }
 

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::fault::{FaultConfig, OneShotFault, SimDiskStats};
-use crate::base::limits::{DISK_PAGE_BYTES, DISK_READ_BYTES_MAX, DISK_SECTOR_BYTES};
+use super::DiskOp;
+use crate::base::limits::{
+    DISK_PAGE_BYTES, DISK_READ_BYTES_MAX, DISK_SECTOR_BYTES, SIM_DISK_OPS_LOGGED_MAX,
+};
 use crate::base::{IoError, IoErrorKind, Rng};
 use crate::io::parent_of;
 
@@ -97,6 +100,9 @@ pub(super) struct State {
     pub(super) one_shots: Vec<OneShotFault>,
     pub(super) stats: SimDiskStats,
     pub(super) delay_ms: u64,
+    /// Operations recorded for the simulator's trace, when it asked for them.
+    pub(super) op_log: Option<Vec<DiskOp>>,
+    pub(super) ops_unlogged: u64,
     /// Incremented by every crash; handles of an older epoch are stale.
     pub(super) epoch: u64,
     next_id: NodeId,
@@ -131,6 +137,8 @@ impl State {
             one_shots: Vec::new(),
             stats: SimDiskStats::default(),
             delay_ms: 0,
+            op_log: None,
+            ops_unlogged: 0,
             epoch: 0,
             next_id: ROOT + 1,
             nodes,
@@ -335,6 +343,17 @@ impl State {
             let mask = 1u8 << self.rng.below(8);
             flip_stored_byte(self.file_mut(id), position, mask);
             self.stats.faults.bit_flip += 1;
+        }
+    }
+
+    /// Records one finished operation, if the log is on.
+    pub(super) fn log_op(&mut self, op: DiskOp) {
+        if let Some(log) = &mut self.op_log {
+            if log.len() < SIM_DISK_OPS_LOGGED_MAX {
+                log.push(op);
+            } else {
+                self.ops_unlogged += 1;
+            }
         }
     }
 
