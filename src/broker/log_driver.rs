@@ -71,14 +71,7 @@ impl LogHandle {
         records: Vec<u8>,
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, LogError> {
-        let (reply, rx) = oneshot::channel();
-        let command = Command::Append {
-            records,
-            leader_epoch,
-            reply,
-        };
-        self.tx.send(command).await.map_err(|_| driver_gone())?;
-        rx.await.map_err(|_| driver_gone())?
+        self.submit_append(records, leader_epoch).await?.await
     }
 
     /// Queues an append (in call order with every other command) and returns the

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ResponseKind};
-use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{error_fields, unsupported_resource_type};
 use crate::broker::state::BrokerState;
 use crate::controller::ApiError;
 use crate::protocol::error_codes as ec;
@@ -51,20 +51,13 @@ pub async fn handle(
             RESOURCE_BROKER => Err(broker_configs_are_static(
                 &configs.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )),
-            other => Err(ApiError::new(
-                ec::INVALID_REQUEST,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(unsupported_resource_type(other)),
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
-        responses.push(match outcome {
-            Ok(()) => response.with_error_code(ec::NONE),
-            Err(e) => response
-                .with_error_code(e.code)
-                .with_error_message(Some(StrBytes::from_string(e.message))),
-        });
+        let (code, message) = error_fields(outcome);
+        responses.push(response.with_error_code(code).with_error_message(message));
     }
     ResponseKind::AlterConfigs(
         AlterConfigsResponse::default()

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, ResponseKind};
-use kafka_protocol::protocol::StrBytes;
 
+use super::error_fields;
 use crate::base::NodeId;
 use crate::broker::state::BrokerState;
 use crate::controller::ApiError;
@@ -43,12 +43,8 @@ pub async fn handle(
             }
         };
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
-        results.push(match outcome {
-            Ok(()) => result.with_error_code(ec::NONE),
-            Err(e) => result
-                .with_error_code(e.code)
-                .with_error_message(Some(StrBytes::from_string(e.message))),
-        });
+        let (code, message) = error_fields(outcome);
+        results.push(result.with_error_code(code).with_error_message(message));
     }
     ResponseKind::CreatePartitions(
         CreatePartitionsResponse::default()

@@ -13,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::{
     effective_configs, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER,
 };
+use super::unsupported_resource_type;
 use crate::broker::config::{broker_key_for_topic_key, broker_topic_key, BrokerSettings};
 use crate::broker::state::BrokerState;
 use crate::log::config::{topic_config_def, ConfigType};
@@ -151,10 +152,10 @@ pub fn handle(
                     ))
                 }
             }
-            other => Err((
-                ec::INVALID_REQUEST,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => {
+                let e = unsupported_resource_type(other);
+                Err((e.code, e.message))
+            }
         };
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)

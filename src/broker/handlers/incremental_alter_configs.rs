@@ -8,10 +8,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::broker_configs_are_static;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{error_fields, unsupported_resource_type};
 use crate::broker::state::BrokerState;
 use crate::controller::{AlterOp, ApiError};
 use crate::protocol::error_codes as ec;
@@ -57,21 +57,14 @@ pub async fn handle(
                 RESOURCE_BROKER => Err(broker_configs_are_static(
                     &changes.into_iter().map(|(k, _, _)| k).collect::<Vec<_>>(),
                 )),
-                other => Err(ApiError::new(
-                    ec::INVALID_REQUEST,
-                    format!("Unsupported resource type {other}"),
-                )),
+                other => Err(unsupported_resource_type(other)),
             }
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
-        responses.push(match outcome {
-            Ok(()) => response.with_error_code(ec::NONE),
-            Err(e) => response
-                .with_error_code(e.code)
-                .with_error_message(Some(StrBytes::from_string(e.message))),
-        });
+        let (code, message) = error_fields(outcome);
+        responses.push(response.with_error_code(code).with_error_message(message));
     }
     ResponseKind::IncrementalAlterConfigs(
         IncrementalAlterConfigsResponse::default()

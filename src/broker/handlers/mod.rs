@@ -27,10 +27,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 
 use super::request::{decode_request, encode_response, DecodeError};
 use super::state::BrokerState;
 use crate::base::LeaderEpoch;
+use crate::controller::ApiError;
 use crate::log::LogError;
 use crate::net::server::{Pending, Reply, Service};
 use crate::protocol::error_codes as ec;
@@ -161,4 +163,20 @@ pub fn check_leader_epoch(requested: i32, current: LeaderEpoch) -> Result<(), i1
     } else {
         Err(ec::FENCED_LEADER_EPOCH)
     }
+}
+
+/// An admin outcome as responses carry it: the error code, and the message if it failed.
+pub fn error_fields(outcome: Result<(), ApiError>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (ec::NONE, None),
+        Err(e) => (e.code, Some(StrBytes::from_string(e.message))),
+    }
+}
+
+/// Kafka's refusal of a config request about a resource type other than topic or broker.
+pub fn unsupported_resource_type(resource_type: i8) -> ApiError {
+    ApiError::new(
+        ec::INVALID_REQUEST,
+        format!("Unsupported resource type {resource_type}"),
+    )
 }
