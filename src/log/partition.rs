@@ -109,7 +109,7 @@ pub struct RecoveryReport {
     pub segments_scanned: u64,
     pub bytes_truncated: u64,
     pub segments_dropped: u64,
-    /// Synced batches whose CRC failed (media damage): kept in place, never served.
+    /// Damaged batches and holes kept in place (never served, offsets never reused).
     pub corrupt_batches: u64,
     /// Synced data could not be framed: the log was opened offline, nothing changed.
     pub offline: bool,
@@ -217,11 +217,12 @@ impl PartitionLog {
                 report.segments_scanned += 1;
                 report.bytes_truncated += outcome.truncated_bytes;
                 report.corrupt_batches += outcome.corrupt_batches;
-                if let Some(reason) = outcome.durable_damage {
+                if outcome.durable_damage {
                     damaged = Some(format!(
-                        "segment {base} of {dir}: synced data is damaged at offset {} ({reason:?}); \
+                        "segment {base} of {dir}: synced data is damaged at offset {} ({:?}); \
                          nothing was truncated, the partition stays offline",
-                        segment.next_offset()
+                        segment.next_offset(),
+                        outcome.stopped
                     ));
                 } else if outcome.stopped.is_some() {
                     cut = true;

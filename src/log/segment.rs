@@ -47,13 +47,12 @@ pub struct RecoveryOutcome {
     pub batches: u64,
     /// Why the scan stopped early, if it did.
     pub stopped: Option<StopReason>,
-    /// Batches below the durable end whose CRC failed but whose framing held: media
-    /// damage to synced data, not a torn write. They stay in place (indexed, never served:
-    /// every read checks the CRC) so no offset is ever reused.
+    /// Damaged batches and holes kept in place (never served, their offsets never
+    /// reused) rather than cut: damage after the data was written, not a torn write.
     pub corrupt_batches: u64,
-    /// The scan could not frame synced data (a damaged header below the durable end):
-    /// nothing was truncated, and the partition must not be written or served.
-    pub durable_damage: Option<StopReason>,
+    /// The scan stopped (`stopped` says why) in synced data it could neither frame nor
+    /// bound: nothing was truncated, and the partition must not be written or served.
+    pub durable_damage: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -650,7 +649,7 @@ impl Segment {
                 batches,
                 stopped,
                 corrupt_batches,
-                durable_damage: stopped,
+                durable_damage: true,
             });
         }
         let truncated_bytes = file_len - position;
@@ -662,7 +661,7 @@ impl Segment {
             batches,
             stopped,
             corrupt_batches,
-            durable_damage: None,
+            durable_damage: false,
         })
     }
 

@@ -460,13 +460,13 @@ fn failed_fsync_takes_the_partition_offline() {
     assert!(matches!(log.flush_now(), Err(LogError::Offline(_))));
 }
 
-/// Appends six flushed batches, flips a bit at `offset_in_batch` of batch `batch_index` on
-/// disk (durably), crashes and recovers. Returns the batches and the recovered log.
-fn recover_after_flip_in_batch(
+/// One large segment holding `count` flushed batches of two records (offsets 2i, 2i+1);
+/// with `checkpoint`, the partition checkpoint then says they are all synced.
+fn flushed_batches(
     seed: u64,
-    batch_index: usize,
-    offset_in_batch: usize,
-) -> (Vec<Vec<u8>>, PartitionLog) {
+    count: u64,
+    checkpoint: bool,
+) -> (SimDisk, Clock, LogConfig, Vec<Vec<u8>>) {
     let disk = SimDisk::new(seed);
     let clock = Clock::manual(START_MS);
     let config = LogConfig {
@@ -475,13 +475,26 @@ fn recover_after_flip_in_batch(
     };
     let mut log = open(&disk, config.clone(), &clock).unwrap();
     let mut batches = Vec::new();
-    for id in 0..6 {
+    for id in 0..count {
         let mut batch = make_batch(id, 2, 100, clock.now_ms());
         log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
         batches.push(batch);
     }
     log.flush_now().unwrap();
-    drop(log);
+    if checkpoint {
+        log.write_partition_checkpoint().unwrap();
+    }
+    (disk, clock, config, batches)
+}
+
+/// Appends six flushed batches, flips a bit at `offset_in_batch` of batch `batch_index` on
+/// disk (durably), crashes and recovers. Returns the batches and the recovered log.
+fn recover_after_flip_in_batch(
+    seed: u64,
+    batch_index: usize,
+    offset_in_batch: usize,
+) -> (Vec<Vec<u8>>, PartitionLog) {
+    let (disk, clock, config, batches) = flushed_batches(seed, 6, false);
     let before: usize = batches[..batch_index].iter().map(Vec::len).sum();
     let position = (before + offset_in_batch) as u64;
     disk.inject(OneShotFault::BitFlip {
@@ -554,22 +567,7 @@ fn recovery_cuts_an_unframed_last_batch_past_the_recovery_point() {
 #[test]
 fn synced_data_that_cannot_be_framed_opens_offline_and_unchanged() {
     for (seed, flip_at) in [(24u64, 8usize), (25, 11)] {
-        let disk = SimDisk::new(seed);
-        let clock = Clock::manual(START_MS);
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
-        let mut log = open(&disk, config.clone(), &clock).unwrap();
-        let mut batches = Vec::new();
-        for id in 0..4 {
-            let mut batch = make_batch(id, 2, 100, clock.now_ms());
-            log.append_as_leader(&mut batch, LeaderEpoch(0)).unwrap();
-            batches.push(batch);
-        }
-        log.flush_now().unwrap();
-        log.write_partition_checkpoint().unwrap();
-        drop(log);
+        let (disk, clock, config, batches) = flushed_batches(seed, 4, true);
         let path = format!("{DIR}/00000000000000000000.log");
         let len_before = disk.open(&path).unwrap().len().unwrap();
         // A bit of the last batch's length field, below the checkpointed recovery point:
