@@ -1103,8 +1103,10 @@ fn record_io(ctx: &Ctx, disks: &[SimDisk], proxies: &[FaultHandle]) {
         let (ops, unlogged) = disk.take_ops();
         for op in ops {
             let mut line = format!("{} {}", op.op, op.path);
-            if let (Some(position), Some(len)) = (op.position, op.len) {
-                line.push_str(&format!(" @{position}+{len}"));
+            match (op.position, op.len) {
+                (Some(position), Some(len)) => line.push_str(&format!(" @{position}+{len}")),
+                (None, Some(len)) => line.push_str(&format!(" {len} B")),
+                _ => {}
             }
             if let Some(detail) = op.detail {
                 line.push_str(&format!(" -> {detail}"));

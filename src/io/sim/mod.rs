@@ -75,8 +75,8 @@ pub struct DiskOp {
     /// `append`, `write_at`, `read_at`, `sync` or `truncate`.
     pub op: &'static str,
     pub path: String,
-    /// Position and length for reads and writes, the new length for a truncate, the
-    /// target for a rename (as `detail`).
+    /// Position and length for reads and positional writes, the length of an append and
+    /// the new length of a truncate; the target of a rename is the `detail`.
     pub position: Option<u64>,
     pub len: Option<u64>,
     pub detail: Option<String>,
@@ -96,8 +96,14 @@ impl DiskOp {
         }
     }
 
-    fn at(mut self, position: u64, len: u64) -> DiskOp {
-        self.position = Some(position);
+    fn at(self, position: u64, len: u64) -> DiskOp {
+        DiskOp {
+            position: Some(position),
+            ..self.sized(len)
+        }
+    }
+
+    fn sized(mut self, len: u64) -> DiskOp {
         self.len = Some(len);
         self
     }
@@ -202,7 +208,7 @@ impl SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let id = state.open(path);
-        state.log_op(DiskOp::new("open", path).outcome(&id));
+        state.log_op(|| DiskOp::new("open", path).outcome(&id));
         Ok(self.handle(&state, id?, path, read_only))
     }
 }
@@ -223,7 +229,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let id = state.create(path);
-        state.log_op(DiskOp::new("create", path).outcome(&id));
+        state.log_op(|| DiskOp::new("create", path).outcome(&id));
         Ok(self.handle(&state, id?, path, false))
     }
 
@@ -240,7 +246,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let result = state.create_dir_all(path);
-        state.log_op(DiskOp::new("mkdir", path).outcome(&result));
+        state.log_op(|| DiskOp::new("mkdir", path).outcome(&result));
         result
     }
 
@@ -250,9 +256,11 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let result = state.rename(from, to);
-        let mut op = DiskOp::new("rename", from).outcome(&result);
-        op.detail = Some(to.to_string());
-        state.log_op(op);
+        state.log_op(|| {
+            let mut op = DiskOp::new("rename", from).outcome(&result);
+            op.detail = Some(to.to_string());
+            op
+        });
         result
     }
 
@@ -261,7 +269,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let result = state.remove(path);
-        state.log_op(DiskOp::new("remove", path).outcome(&result));
+        state.log_op(|| DiskOp::new("remove", path).outcome(&result));
         result
     }
 
@@ -270,7 +278,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let result = state.list(dir);
-        state.log_op(DiskOp::new("list", dir).outcome(&result));
+        state.log_op(|| DiskOp::new("list", dir).outcome(&result));
         result
     }
 
@@ -279,7 +287,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let result = state.exists(path);
-        state.log_op(DiskOp::new("exists", path).outcome(&result));
+        state.log_op(|| DiskOp::new("exists", path).outcome(&result));
         result
     }
 
@@ -288,7 +296,7 @@ impl Disk for SimDisk {
         let mut state = lock(&self.state);
         state.begin_disk_op();
         let result = state.sync_dir(dir);
-        state.log_op(DiskOp::new("sync_dir", dir).outcome(&result));
+        state.log_op(|| DiskOp::new("sync_dir", dir).outcome(&result));
         result
     }
 
@@ -312,12 +320,12 @@ impl SimFile {
     fn with_file<T>(
         &self,
         writes: bool,
-        record: DiskOp,
+        record: impl FnOnce() -> DiskOp,
         op: impl FnOnce(&mut State) -> Result<T, IoError>,
     ) -> Result<T, IoError> {
         let mut state = lock(&self.state);
         let result = self.checked_op(&mut state, writes, op);
-        state.log_op(record.outcome(&result));
+        state.log_op(|| record().outcome(&result));
         result
     }
 
@@ -356,13 +364,15 @@ impl fmt::Debug for SimFile {
 
 impl File for SimFile {
     fn len(&self) -> Result<u64, IoError> {
-        self.with_file(false, self.record("len"), |s| {
-            Ok(s.file(self.id).written.len() as u64)
-        })
+        self.with_file(
+            false,
+            || self.record("len"),
+            |s| Ok(s.file(self.id).written.len() as u64),
+        )
     }
 
     fn append(&self, data: &[u8]) -> Result<u64, IoError> {
-        let record = self.record("append").at(0, data.len() as u64);
+        let record = || self.record("append").sized(data.len() as u64);
         self.with_file(true, record, |s| {
             let position = s.file(self.id).written.len() as u64;
             s.write(self.id, position, data, &self.path)?;
@@ -371,25 +381,29 @@ impl File for SimFile {
     }
 
     fn write_at(&self, position: u64, data: &[u8]) -> Result<(), IoError> {
-        let record = self.record("write_at").at(position, data.len() as u64);
+        let record = || self.record("write_at").at(position, data.len() as u64);
         self.with_file(true, record, |s| {
             s.write(self.id, position, data, &self.path)
         })
     }
 
     fn read_at(&self, position: u64, len: u64) -> Result<Bytes, IoError> {
-        let record = self.record("read_at").at(position, len);
+        let record = || self.record("read_at").at(position, len);
         self.with_file(false, record, |s| {
             s.read(self.id, position, len, &self.path)
         })
     }
 
     fn sync(&self) -> Result<(), IoError> {
-        self.with_file(true, self.record("sync"), |s| s.sync(self.id, &self.path))
+        self.with_file(
+            true,
+            || self.record("sync"),
+            |s| s.sync(self.id, &self.path),
+        )
     }
 
     fn truncate(&self, len: u64) -> Result<(), IoError> {
-        let record = self.record("truncate").at(len, 0);
+        let record = || self.record("truncate").sized(len);
         self.with_file(true, record, |s| s.truncate(self.id, len, &self.path))
     }
 }

@@ -347,10 +347,11 @@ impl State {
     }
 
     /// Records one finished operation, if the log is on.
-    pub(super) fn log_op(&mut self, op: DiskOp) {
+    /// (`op` is only built when the log is on: operations cost nothing extra otherwise.)
+    pub(super) fn log_op(&mut self, op: impl FnOnce() -> DiskOp) {
         if let Some(log) = &mut self.op_log {
             if log.len() < SIM_DISK_OPS_LOGGED_MAX {
-                log.push(op);
+                log.push(op());
             } else {
                 self.ops_unlogged += 1;
             }
