@@ -45,7 +45,11 @@ impl BatchMeta {
 /// Reads the header at the start of `bytes` and checks the fields the log does
 /// arithmetic on. No CRC check: see `crc_matches`.
 pub fn read_header(bytes: &[u8]) -> Result<BatchMeta, BatchError> {
-    let header = RecordBatchHeader::read(bytes)?;
+    meta_of(&RecordBatchHeader::read(bytes)?)
+}
+
+/// The log's view of a header already read, with the same sanity checks as `read_header`.
+pub fn meta_of(header: &RecordBatchHeader) -> Result<BatchMeta, BatchError> {
     let sane = header.magic == MAGIC_V2
         && header.size_bytes() >= BATCH_HEADER_BYTES
         && header.last_offset_delta >= 0

@@ -100,6 +100,8 @@ pub struct PartitionLog {
     /// recovery point past the truncated end.
     generation: u64,
     offline: Option<String>,
+    /// The headers of the batches being appended, kept to spare an allocation per append.
+    append_scratch: Vec<BatchMeta>,
 }
 
 /// Recovery statistics, for logs and tests.
@@ -276,6 +278,7 @@ impl PartitionLog {
             dir_dirty,
             generation: 0,
             offline: None,
+            append_scratch: Vec::new(),
         };
         if let Some(reason) = damaged {
             // Change nothing on disk (no cut, no checkpoint): the data past the damage is
@@ -412,7 +415,24 @@ impl PartitionLog {
     ) -> Result<AppendInfo, LogError> {
         self.check_online()?;
         let now_ms = self.clock.now_ms();
-        let metas = self.validate_produce(records, now_ms)?;
+        // A reused buffer: appends allocate nothing in the steady state.
+        let mut metas = std::mem::take(&mut self.append_scratch);
+        metas.clear();
+        let result = self
+            .validate_produce(records, now_ms, &mut metas)
+            .and_then(|()| self.append_validated(records, &metas, leader_epoch, now_ms));
+        self.append_scratch = metas;
+        result
+    }
+
+    /// Assigns offsets to batches `validate_produce` accepted and appends them.
+    fn append_validated(
+        &mut self,
+        records: &mut [u8],
+        metas: &[BatchMeta],
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let first_offset = self.log_end_offset();
         let mut next = first_offset;
         let mut position = 0usize;
@@ -421,15 +441,21 @@ impl PartitionLog {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => -1,
         };
-        for meta in &metas {
+        for meta in metas {
             let end = position + meta.size_bytes as usize;
             let bytes = &mut records[position..end];
             protocol::assign_offsets(bytes, next)?;
             protocol::set_partition_leader_epoch(bytes, leader_epoch)?;
+            let mut stored = BatchMeta {
+                base_offset: next,
+                partition_leader_epoch: leader_epoch,
+                ..*meta
+            };
             if log_append_time_ms >= 0 {
                 protocol::set_log_append_time(bytes, log_append_time_ms)?;
+                stored = batch::read_header(bytes)?;
             }
-            let stored = batch::read_header(bytes)?;
+            debug_assert_eq!(Ok(stored), batch::read_header(bytes));
             self.append_batch(bytes, &stored, now_ms)?;
             next = stored.next_offset();
             record_count += stored.record_count.max(0) as u64;
@@ -445,12 +471,16 @@ impl PartitionLog {
     }
 
     /// Checks a produce request's batches (the protocol layer validates structure, CRC
-    /// and every record; the log adds its own limits); returns their headers in order.
-    fn validate_produce(&self, records: &[u8], now_ms: i64) -> Result<Vec<BatchMeta>, LogError> {
-        let infos = protocol::parse_batches(records)?;
-        let mut metas = Vec::with_capacity(infos.len());
-        for info in &infos {
-            let meta = batch::read_header(&records[info.range()])?;
+    /// and every record; the log adds its own limits); puts their headers, in order, in
+    /// `metas`.
+    fn validate_produce(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+        metas: &mut Vec<BatchMeta>,
+    ) -> Result<(), LogError> {
+        for info in protocol::client_batches(records) {
+            let meta = batch::meta_of(&info?.header)?;
             if meta.size_bytes > self.config.max_message_bytes {
                 return Err(LogError::RecordTooLarge {
                     size_bytes: meta.size_bytes,
@@ -470,7 +500,7 @@ impl PartitionLog {
             }
             metas.push(meta);
         }
-        Ok(metas)
+        Ok(())
     }
 
     /// Appends one batch with final offsets, rolling first if the active segment is full.

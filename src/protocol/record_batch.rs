@@ -436,22 +436,59 @@ fn check_client_batch(batch: &[u8]) -> Result<RecordBatchHeader, BatchError> {
 /// and validates each completely (see `check_client_batch`). Any defect, including a
 /// truncated final batch, rejects the whole buffer.
 pub fn parse_batches(buf: &[u8]) -> Result<Vec<BatchInfo>, BatchError> {
-    if buf.is_empty() {
-        return Err(BatchError::NoBatches);
+    client_batches(buf).collect()
+}
+
+/// As `parse_batches`, one batch at a time and without allocating: the append path's
+/// form. Yields `Err` (and then stops) at the first defect; an empty buffer yields
+/// `Err(NoBatches)`.
+pub fn client_batches(buf: &[u8]) -> ClientBatches<'_> {
+    ClientBatches {
+        buf,
+        position_bytes: 0,
+        failed: false,
     }
-    let mut batches = Vec::new();
-    let mut position_bytes = 0;
-    while position_bytes < buf.len() {
-        let header = check_client_batch(&buf[position_bytes..])?;
-        let size_bytes = header.size_bytes() as usize;
-        batches.push(BatchInfo {
-            header,
-            position_bytes,
-            size_bytes,
-        });
-        position_bytes += size_bytes;
+}
+
+/// The iterator of `client_batches`.
+#[derive(Clone, Debug)]
+pub struct ClientBatches<'a> {
+    buf: &'a [u8],
+    position_bytes: usize,
+    failed: bool,
+}
+
+impl Iterator for ClientBatches<'_> {
+    type Item = Result<BatchInfo, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.buf.is_empty() {
+            self.failed = true;
+            return Some(Err(BatchError::NoBatches));
+        }
+        if self.position_bytes >= self.buf.len() {
+            return None;
+        }
+        match check_client_batch(&self.buf[self.position_bytes..]) {
+            Ok(header) => {
+                let size_bytes = header.size_bytes() as usize;
+                let info = BatchInfo {
+                    header,
+                    position_bytes: self.position_bytes,
+                    size_bytes,
+                };
+                self.position_bytes += size_bytes;
+                Some(Ok(info))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
     }
-    Ok(batches)
 }
 
 /// As `parse_batches`, plus Kafka's Produce v3+ rule: exactly one batch per partition.
