@@ -18,13 +18,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use skald::base::{LeaderEpoch, Offset};
 use skald::io::real::RealDisk;
 use skald::io::{Clock, DiskRef};
 use skald::log::{LogConfig, PartitionLog};
-use skald::protocol::{Compression, RecordBatchBuilder, RecordInput};
+
+mod common;
+use common::batch_of;
 
 /// Segment size for the benches; retention keeps a few so the disk does not fill.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -37,22 +38,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("scratch dir");
     dir
-}
-
-/// One batch of `batch_bytes` (about): records of 1 KiB values.
-fn batch_of(batch_bytes: usize) -> Vec<u8> {
-    let mut builder = RecordBatchBuilder::new(Compression::None);
-    let records = (batch_bytes / 1024).max(1);
-    let value_bytes = batch_bytes / records - 80;
-    for i in 0..records {
-        builder.append(RecordInput {
-            timestamp_ms: skald::io::real::system_time_ms(),
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'v'; value_bytes])),
-            headers: Vec::new(),
-        });
-    }
-    builder.build().expect("batch").to_vec()
 }
 
 fn open_log(dir: &PathBuf, fsync: bool) -> PartitionLog {

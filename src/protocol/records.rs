@@ -128,6 +128,7 @@ fn varint_fault(error: VarintError) -> RecordFault {
 
 /// Parses the record at `data[pos..]`, returning it and the position after it.
 /// `headers_budget` is decremented by the record's header count.
+#[inline(always)]
 fn parse_record(
     data: &[u8],
     pos: usize,
