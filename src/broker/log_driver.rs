@@ -294,8 +294,16 @@ async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>, hw_tx: watc
             if wanted {
                 in_flight = start_flush(&mut log);
                 if in_flight.is_none() {
-                    // Nothing to flush: everything asked for is already durable.
+                    // Nothing to flush: everything asked for is already durable (an
+                    // idempotent producer's retry waits for its original's flush only).
                     let durable = log.recovery_point();
+                    let (done, pending): (Vec<Waiter>, Vec<Waiter>) = waiters
+                        .drain(..)
+                        .partition(|w| w.info.last_offset < durable);
+                    waiters = pending;
+                    for waiter in done {
+                        let _ = waiter.reply.send(Ok(waiter.info));
+                    }
                     for reply in flush_waiters.drain(..) {
                         let _ = reply.send(Ok(durable));
                     }

@@ -45,6 +45,9 @@ pub enum LogError {
     /// A CreateTime outside the allowed window.
     #[error("timestamp {timestamp_ms} out of range")]
     InvalidTimestamp { timestamp_ms: i64 },
+    /// A batch breaks its idempotent producer's epoch or sequence.
+    #[error("{0}")]
+    Sequence(#[from] producer_state::SequenceError),
     /// A read or truncation outside [log start, log end].
     #[error("offset {offset} out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {

@@ -36,6 +36,9 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
     pub log_start_offset: Offset,
     pub record_count: u64,
+    /// The request was a retry of an idempotent producer's batch already in the log:
+    /// nothing was appended, and the offsets are the original's.
+    pub duplicate: bool,
 }
 
 /// What a read returned.
@@ -420,7 +423,18 @@ impl PartitionLog {
         metas.clear();
         let result = self
             .validate_produce(records, now_ms, &mut metas)
-            .and_then(|()| self.append_validated(records, &metas, leader_epoch, now_ms));
+            .and_then(|()| Ok(self.producers.check_all(&metas)?))
+            .and_then(|retry_of| match retry_of {
+                Some(original) => Ok(AppendInfo {
+                    first_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: -1,
+                    log_start_offset: self.log_start_offset,
+                    record_count: 0,
+                    duplicate: true,
+                }),
+                None => self.append_validated(records, &metas, leader_epoch, now_ms),
+            });
         self.append_scratch = metas;
         result
     }
@@ -467,6 +481,7 @@ impl PartitionLog {
             log_append_time_ms,
             log_start_offset: self.log_start_offset,
             record_count,
+            duplicate: false,
         })
     }
 

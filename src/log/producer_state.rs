@@ -36,6 +36,132 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchSequence>,
 }
 
+impl ProducerEntry {
+    /// Appends `meta`'s sequence range (a newer epoch starts the producer afresh).
+    pub fn record(&mut self, meta: &BatchMeta) {
+        if meta.producer_epoch > self.epoch {
+            self.batches.clear();
+        }
+        self.epoch = meta.producer_epoch;
+        self.last_timestamp_ms = meta.max_timestamp_ms;
+        self.batches.push_back(BatchSequence {
+            first_sequence: meta.base_sequence,
+            last_sequence: last_sequence(meta),
+            first_offset: meta.base_offset,
+            last_offset: meta.last_offset(),
+        });
+        while self.batches.len() > PRODUCER_BATCHES_MAX {
+            self.batches.pop_front();
+        }
+    }
+
+    /// Whether a sequenced batch may be appended after `entry` (the producer's state, if
+    /// the log knows it):
+    /// - an epoch older than the producer's is fenced;
+    /// - at the producer's epoch, a batch with the sequence range of one of its last
+    ///   batches is a retry of it (answered with the original offsets, not appended);
+    ///   any other batch must continue the sequence (wrapping after `i32::MAX` to 0);
+    /// - a newer epoch must start at sequence 0;
+    /// - a producer the log does not know (new, or all its batches removed by retention)
+    ///   may start anywhere, as Kafka accepts.
+    pub fn check(
+        entry: Option<&ProducerEntry>,
+        meta: &BatchMeta,
+    ) -> Result<SequenceVerdict, SequenceError> {
+        let Some(entry) = entry else {
+            return Ok(SequenceVerdict::Append);
+        };
+        let producer_id = meta.producer_id.0;
+        let epoch = meta.producer_epoch.0;
+        if meta.producer_epoch < entry.epoch {
+            return Err(SequenceError::StaleEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch.0,
+            });
+        }
+        let sequence = meta.base_sequence.0;
+        if meta.producer_epoch > entry.epoch {
+            if sequence != 0 {
+                return Err(SequenceError::OutOfOrder {
+                    producer_id,
+                    epoch,
+                    sequence,
+                    expected: 0,
+                });
+            }
+            return Ok(SequenceVerdict::Append);
+        }
+        let last = last_sequence(meta);
+        if let Some(original) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence.0 == sequence && b.last_sequence == last)
+        {
+            return Ok(SequenceVerdict::Duplicate(*original));
+        }
+        if let Some(previous) = entry.batches.back() {
+            let expected = if previous.last_sequence.0 == i32::MAX {
+                0
+            } else {
+                previous.last_sequence.0 + 1
+            };
+            if sequence != expected {
+                return Err(SequenceError::OutOfOrder {
+                    producer_id,
+                    epoch,
+                    sequence,
+                    expected,
+                });
+            }
+        }
+        Ok(SequenceVerdict::Append)
+    }
+}
+
+/// Whether a batch carries an idempotent producer's sequence (control batches do not).
+fn is_sequenced(meta: &BatchMeta) -> bool {
+    meta.producer_id.0 >= 0 && meta.base_sequence.0 >= 0 && !meta.is_control()
+}
+
+/// The sequence of a batch's last record: sequences wrap from `i32::MAX` to 0.
+fn last_sequence(meta: &BatchMeta) -> Sequence {
+    let last = meta.base_sequence.0.wrapping_add(meta.last_offset_delta);
+    Sequence(if last < 0 { last - i32::MIN } else { last })
+}
+
+/// What to do with a produced batch of an idempotent producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceVerdict {
+    /// Append it.
+    Append,
+    /// A retry of this earlier batch: answer with its offsets, append nothing.
+    Duplicate(BatchSequence),
+}
+
+/// Why a produced batch breaks its producer's sequence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    StaleEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error(
+        "out of order sequence number for producer {producer_id} epoch {epoch}: \
+         {sequence}, expected {expected}"
+    )]
+    OutOfOrder {
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+        expected: i32,
+    },
+    #[error("a retried batch of producer {producer_id} among other batches")]
+    DuplicateAmongOthers { producer_id: i64 },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ProducerState {
     producers: BTreeMap<ProducerId, ProducerEntry>,
@@ -60,31 +186,57 @@ impl ProducerState {
 
     /// Records an appended batch. Batches without a producer id or sequence are ignored.
     pub fn update(&mut self, meta: &BatchMeta) {
-        if meta.producer_id.0 < 0 || meta.base_sequence.0 < 0 || meta.is_control() {
+        if !is_sequenced(meta) {
             return;
         }
-        let entry = self.producers.entry(meta.producer_id).or_default();
-        if meta.producer_epoch > entry.epoch {
-            entry.batches.clear();
+        self.producers
+            .entry(meta.producer_id)
+            .or_default()
+            .record(meta);
+    }
+
+    /// Kafka's checks of a produced batch against its producer's state (the rules of
+    /// Kafka's `ProducerAppendInfo`): see `ProducerEntry::check`. Batches without a
+    /// producer id or sequence are always appended.
+    pub fn check(&self, meta: &BatchMeta) -> Result<SequenceVerdict, SequenceError> {
+        if !is_sequenced(meta) {
+            return Ok(SequenceVerdict::Append);
         }
-        entry.epoch = meta.producer_epoch;
-        entry.last_timestamp_ms = meta.max_timestamp_ms;
-        if meta.base_sequence.0 >= 0 {
-            let last_sequence = meta.base_sequence.0.wrapping_add(meta.last_offset_delta);
-            entry.batches.push_back(BatchSequence {
-                first_sequence: meta.base_sequence,
-                last_sequence: Sequence(if last_sequence < 0 {
-                    last_sequence - i32::MIN
-                } else {
-                    last_sequence
-                }),
-                first_offset: meta.base_offset,
-                last_offset: meta.last_offset(),
-            });
-            while entry.batches.len() > PRODUCER_BATCHES_MAX {
-                entry.batches.pop_front();
+        ProducerEntry::check(self.producers.get(&meta.producer_id), meta)
+    }
+
+    /// Checks a produce request's batches in order, each against the state the ones
+    /// before it leave. `Ok(Some(original))`: the request is exactly one batch, a retry
+    /// of `original`. A retry among other batches cannot be answered with one set of
+    /// offsets and is refused.
+    pub fn check_all(&self, metas: &[BatchMeta]) -> Result<Option<BatchSequence>, SequenceError> {
+        if let [meta] = metas {
+            return match self.check(meta)? {
+                SequenceVerdict::Append => Ok(None),
+                SequenceVerdict::Duplicate(original) => Ok(Some(original)),
+            };
+        }
+        // Several batches (Produce before v3): the later ones see the earlier ones.
+        let mut pending: Vec<(ProducerId, ProducerEntry)> = Vec::new();
+        for meta in metas.iter().filter(|m| is_sequenced(m)) {
+            let at = pending.iter().position(|(id, _)| *id == meta.producer_id);
+            let entry = match at {
+                Some(i) => Some(&pending[i].1),
+                None => self.producers.get(&meta.producer_id),
+            };
+            if let SequenceVerdict::Duplicate(_) = ProducerEntry::check(entry, meta)? {
+                return Err(SequenceError::DuplicateAmongOthers {
+                    producer_id: meta.producer_id.0,
+                });
+            }
+            let mut updated = entry.cloned().unwrap_or_default();
+            updated.record(meta);
+            match at {
+                Some(i) => pending[i].1 = updated,
+                None => pending.push((meta.producer_id, updated)),
             }
         }
+        Ok(None)
     }
 
     /// Forgets batches wholly below `log_start` and producers left with none, as Kafka
@@ -95,22 +247,6 @@ impl ProducerState {
             entry.batches.retain(|b| b.last_offset >= log_start);
         }
         self.producers.retain(|_, entry| !entry.batches.is_empty());
-    }
-
-    /// A previously appended batch with the same producer, epoch and sequence range.
-    pub fn find_duplicate(&self, meta: &BatchMeta) -> Option<BatchSequence> {
-        let entry = self.producers.get(&meta.producer_id)?;
-        if entry.epoch != meta.producer_epoch {
-            return None;
-        }
-        entry
-            .batches
-            .iter()
-            .find(|b| {
-                b.first_sequence == meta.base_sequence
-                    && b.last_offset.0 - b.first_offset.0 == meta.last_offset_delta as i64
-            })
-            .copied()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -238,26 +374,96 @@ mod tests {
         assert_eq!(state.len(), 1);
         let entry = state.get(ProducerId(9)).unwrap();
         assert_eq!(entry.batches.len(), PRODUCER_BATCHES_MAX);
+        let original = |verdict| match verdict {
+            Ok(SequenceVerdict::Duplicate(b)) => Some(b.first_offset),
+            _ => None,
+        };
         assert_eq!(
-            state
-                .find_duplicate(&meta(9, 0, 12, 0, 1))
-                .unwrap()
-                .first_offset,
-            Offset(112)
+            original(state.check(&meta(9, 0, 12, 0, 1))),
+            Some(Offset(112))
         );
-        assert!(
-            state.find_duplicate(&meta(9, 0, 0, 0, 1)).is_none(),
-            "evicted batch"
+        assert_eq!(
+            state.check(&meta(9, 0, 0, 0, 1)),
+            Err(SequenceError::OutOfOrder {
+                producer_id: 9,
+                epoch: 0,
+                sequence: 0,
+                expected: 14
+            }),
+            "a batch older than the five remembered is no retry we can answer"
         );
-        assert!(
-            state.find_duplicate(&meta(9, 1, 12, 0, 1)).is_none(),
-            "other epoch"
+        assert_eq!(
+            state.check(&meta(9, 1, 12, 0, 1)),
+            Err(SequenceError::OutOfOrder {
+                producer_id: 9,
+                epoch: 1,
+                sequence: 12,
+                expected: 0
+            }),
+            "a new epoch starts at 0"
         );
         state.update(&meta(9, 1, 0, 300, 0));
         assert_eq!(
             state.get(ProducerId(9)).unwrap().batches.len(),
             1,
             "new epoch resets"
+        );
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let mut state = ProducerState::new();
+        // Unknown producers start anywhere (their state may have gone with retention).
+        assert_eq!(
+            state.check(&meta(7, 2, 40, 0, 4)),
+            Ok(SequenceVerdict::Append)
+        );
+        state.update(&meta(7, 2, 40, 0, 4));
+        // The next batch continues at 45; gaps and repeats of other ranges are refused.
+        assert_eq!(
+            state.check(&meta(7, 2, 45, 5, 0)),
+            Ok(SequenceVerdict::Append)
+        );
+        for bad in [44, 46, 0, 41] {
+            assert!(
+                matches!(
+                    state.check(&meta(7, 2, bad, 5, 0)),
+                    Err(SequenceError::OutOfOrder { expected: 45, .. })
+                ),
+                "sequence {bad} accepted"
+            );
+        }
+        // An older epoch is fenced; a newer one must start at 0.
+        assert_eq!(
+            state.check(&meta(7, 1, 45, 5, 0)),
+            Err(SequenceError::StaleEpoch {
+                producer_id: 7,
+                epoch: 1,
+                current: 2
+            })
+        );
+        assert_eq!(
+            state.check(&meta(7, 3, 0, 5, 0)),
+            Ok(SequenceVerdict::Append)
+        );
+        // Sequences wrap from i32::MAX to 0, in a batch and between batches.
+        state.update(&meta(8, 0, i32::MAX - 1, 10, 2));
+        let entry = state.get(ProducerId(8)).expect("producer 8");
+        assert_eq!(
+            entry.batches.back().map(|b| b.last_sequence),
+            Some(Sequence(0))
+        );
+        assert_eq!(
+            state.check(&meta(8, 0, 1, 13, 0)),
+            Ok(SequenceVerdict::Append)
+        );
+        assert!(state
+            .check(&meta(8, 0, i32::MAX - 1, 13, 2))
+            .is_ok_and(|v| { v != SequenceVerdict::Append }));
+        // Control batches and plain producers are never checked.
+        assert_eq!(
+            state.check(&meta(-1, -1, -1, 0, 0)),
+            Ok(SequenceVerdict::Append)
         );
     }
 

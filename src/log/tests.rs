@@ -33,13 +33,15 @@ fn small_config() -> LogConfig {
 fn make_batch(id: u64, records: usize, value_bytes: usize, timestamp_ms: i64) -> Vec<u8> {
     let mut builder = RecordBatchBuilder::new(Compression::None);
     // Two batches in three come from one of two idempotent producers, so producer
-    // state (snapshots at roll, replay at recovery) is exercised.
+    // state (snapshots at roll, replay at recovery) is exercised. Each such batch opens
+    // a new epoch of its producer at sequence 0: whatever batches a crash took away,
+    // the next one is in sequence.
     if !id.is_multiple_of(3) {
         let producer = (id % 3) as i64;
         builder = builder.producer(
             ProducerId(producer),
-            ProducerEpoch(0),
-            Sequence((id * 8) as i32),
+            ProducerEpoch((id / 3) as i16),
+            Sequence(0),
         );
     }
     for i in 0..records {
@@ -686,4 +688,92 @@ fn segments_roll_on_segment_ms_and_expire_by_retention_ms() {
     clock.advance_ms(1_000_000);
     assert_eq!(log.apply_retention(clock.now_ms()).unwrap(), 1);
     assert_eq!(log.segment_count(), 1);
+}
+
+/// A batch of `records` records from idempotent producer 42 at `epoch`, from `sequence`.
+fn producer_batch(epoch: i16, sequence: i32, records: usize) -> Vec<u8> {
+    let mut builder = RecordBatchBuilder::new(Compression::None).producer(
+        ProducerId(42),
+        ProducerEpoch(epoch),
+        Sequence(sequence),
+    );
+    for i in 0..records {
+        builder.append(RecordInput {
+            timestamp_ms: START_MS,
+            key: None,
+            value: Some(Bytes::from(format!("seq-{}", sequence + i as i32))),
+            headers: Vec::new(),
+        });
+    }
+    builder.build().expect("build batch").to_vec()
+}
+
+#[test]
+fn idempotent_retries_get_their_original_offsets_and_gaps_are_refused() {
+    let disk = SimDisk::new(43);
+    let clock = Clock::manual(START_MS);
+    let mut log = open(&disk, small_config(), &clock).unwrap();
+    let mut plain = make_batch(0, 1, 20, START_MS);
+    log.append_as_leader(&mut plain, LeaderEpoch(0)).unwrap();
+    let first = log
+        .append_as_leader(&mut producer_batch(0, 0, 3), LeaderEpoch(0))
+        .unwrap();
+    let second = log
+        .append_as_leader(&mut producer_batch(0, 3, 2), LeaderEpoch(0))
+        .unwrap();
+    assert_eq!(
+        (first.first_offset, second.first_offset),
+        (Offset(1), Offset(4))
+    );
+    let end = log.log_end_offset();
+    let size = log.size_bytes();
+
+    // A retry of either (the producer did not see the answer) appends nothing and gets
+    // the original offsets, even after a crash that keeps only what was synced: the
+    // state is rebuilt from the log.
+    for round in 0..2 {
+        for (sequence, records, original) in [(0, 3, first), (3, 2, second)] {
+            let retry = log
+                .append_as_leader(&mut producer_batch(0, sequence, records), LeaderEpoch(0))
+                .unwrap();
+            assert!(retry.duplicate, "round {round}: retry appended");
+            assert_eq!(
+                (retry.first_offset, retry.last_offset),
+                (original.first_offset, original.last_offset),
+                "round {round}"
+            );
+        }
+        assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
+        log.flush_now().unwrap();
+        drop(log);
+        disk.crash();
+        log = open(&disk, small_config(), &clock).unwrap();
+    }
+
+    // A gap, an older epoch, and a new epoch not starting at 0 are refused, untouched.
+    let refused = [
+        producer_batch(0, 6, 1),
+        producer_batch(0, 4, 1),
+        producer_batch(1, 5, 1),
+    ];
+    for mut batch in refused {
+        let error = log
+            .append_as_leader(&mut batch, LeaderEpoch(0))
+            .unwrap_err();
+        assert!(matches!(error, LogError::Sequence(_)), "{error:?}");
+    }
+    assert_eq!(log.log_end_offset(), end);
+    // The next in sequence, and a new epoch from 0, are appended; then epoch 0 is fenced.
+    log.append_as_leader(&mut producer_batch(0, 5, 1), LeaderEpoch(0))
+        .unwrap();
+    log.append_as_leader(&mut producer_batch(1, 0, 1), LeaderEpoch(0))
+        .unwrap();
+    let fenced = log
+        .append_as_leader(&mut producer_batch(0, 6, 1), LeaderEpoch(0))
+        .unwrap_err();
+    assert!(matches!(
+        fenced,
+        LogError::Sequence(super::producer_state::SequenceError::StaleEpoch { .. })
+    ));
+    assert_eq!(log.log_end_offset(), Offset(end.0 + 2));
 }

@@ -33,6 +33,7 @@ use super::request::{decode_request, encode_response, DecodeError};
 use super::state::BrokerState;
 use crate::base::LeaderEpoch;
 use crate::controller::ApiError;
+use crate::log::producer_state::SequenceError;
 use crate::log::LogError;
 use crate::net::server::{Pending, Reply, Service};
 use crate::protocol::error_codes as ec;
@@ -151,6 +152,11 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange { .. } => ec::OFFSET_OUT_OF_RANGE,
         LogError::Corrupt { .. } => ec::CORRUPT_MESSAGE,
         LogError::Io(_) | LogError::Offline(_) => ec::KAFKA_STORAGE_ERROR,
+        LogError::Sequence(s) => match s {
+            SequenceError::StaleEpoch { .. } => ec::INVALID_PRODUCER_EPOCH,
+            SequenceError::OutOfOrder { .. } => ec::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            SequenceError::DuplicateAmongOthers { .. } => ec::DUPLICATE_SEQUENCE_NUMBER,
+        },
     }
 }
 
