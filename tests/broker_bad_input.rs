@@ -32,6 +32,18 @@ async fn start(dir: &ScratchDir) -> NodeHandle {
         .unwrap()
 }
 
+/// Creates topic `t` (one partition) through the project's admin client.
+async fn create_topic_t(node: &NodeHandle) {
+    let cluster = Cluster::connect(ClientConfig::new(vec![node.local_addr().to_string()]))
+        .await
+        .unwrap();
+    let created = Admin::new(cluster)
+        .create_topics(&[NewTopic::new("t", 1, 1)], 5000, false)
+        .await
+        .unwrap();
+    assert!(created[0].1.is_ok());
+}
+
 fn request(api_key: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Bytes {
     let mut out = BytesMut::new();
     RequestHeader::default()
@@ -144,14 +156,7 @@ async fn bad_input_gets_kafkas_answer_or_a_close_and_changes_nothing() {
     let dir = ScratchDir::new("broker-bad");
     let node = start(&dir).await;
     let addr = node.local_addr();
-    let cluster = Cluster::connect(ClientConfig::new(vec![addr.to_string()]))
-        .await
-        .unwrap();
-    let created = Admin::new(cluster)
-        .create_topics(&[NewTopic::new("t", 1, 1)], 5000, false)
-        .await
-        .unwrap();
-    assert!(created[0].1.is_ok());
+    create_topic_t(&node).await;
 
     // A healthy connection, kept open throughout.
     let mut good = TcpStream::connect(addr).await.unwrap();
@@ -270,13 +275,7 @@ async fn pipelined_requests_are_answered_in_order() {
     let dir = ScratchDir::new("broker-pipeline");
     let node = start(&dir).await;
     let addr = node.local_addr();
-    let cluster = Cluster::connect(ClientConfig::new(vec![addr.to_string()]))
-        .await
-        .unwrap();
-    Admin::new(cluster)
-        .create_topics(&[NewTopic::new("t", 1, 1)], 5000, false)
-        .await
-        .unwrap();
+    create_topic_t(&node).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     let count = 50;
     let mut all = BytesMut::new();
@@ -457,5 +456,88 @@ async fn request_errors_have_kafkas_codes() {
         .await;
         assert_eq!(grown.results[0].error_code, 37, "{count}");
     }
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producers_get_fresh_ids_and_retries_their_original_offsets() {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+    use skald::base::{ProducerEpoch, ProducerId as Pid, Sequence};
+
+    let dir = ScratchDir::new("broker-idempotent");
+    let node = start(&dir).await;
+    create_topic_t(&node).await;
+    let mut s = TcpStream::connect(node.local_addr()).await.unwrap();
+    let init = |transactional: Option<&str>| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(
+                transactional.map(|t| StrBytes::from_string(t.to_string()).into()),
+            )
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let answer: InitProducerIdResponse =
+            ask(&mut s, ApiKey::InitProducerId, 4, &init(None)).await;
+        assert_eq!((answer.error_code, answer.producer_epoch), (0, 0));
+        ids.push(answer.producer_id.0);
+    }
+    assert!(ids[0] >= 0 && ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
+    let refused: InitProducerIdResponse =
+        ask(&mut s, ApiKey::InitProducerId, 4, &init(Some("txn"))).await;
+    assert_eq!(refused.error_code, 53, "transactions are not supported");
+
+    let sequenced = |epoch: i16, sequence: i32, value: &str| {
+        let mut builder = RecordBatchBuilder::new(Compression::None).producer(
+            Pid(ids[0]),
+            ProducerEpoch(epoch),
+            Sequence(sequence),
+        );
+        builder.append(RecordInput {
+            timestamp_ms: Clock::system().now_ms(),
+            key: None,
+            value: Some(Bytes::from(value.to_string())),
+            headers: vec![],
+        });
+        builder.build().unwrap()
+    };
+    let (code, first) = produce_code(&mut s, "t", 0, sequenced(0, 0, "a")).await;
+    assert_eq!(code, 0);
+    let (code, _) = produce_code(&mut s, "t", 0, sequenced(0, 1, "b")).await;
+    assert_eq!(code, 0);
+    // The retry of the first batch (its answer lost, say) gets its original offset.
+    assert_eq!(
+        produce_code(&mut s, "t", 0, sequenced(0, 0, "a")).await,
+        (0, first)
+    );
+    // A gap: OUT_OF_ORDER_SEQUENCE_NUMBER. A new epoch from 0 fences the old one:
+    // INVALID_PRODUCER_EPOCH.
+    assert_eq!(
+        produce_code(&mut s, "t", 0, sequenced(0, 5, "x")).await.0,
+        45
+    );
+    assert_eq!(
+        produce_code(&mut s, "t", 0, sequenced(1, 0, "c")).await.0,
+        0
+    );
+    assert_eq!(
+        produce_code(&mut s, "t", 0, sequenced(0, 2, "y")).await.0,
+        47
+    );
+    let stored: Vec<Bytes> = values(&node).await;
+    assert_eq!(stored, vec!["a", "b", "c"]);
+
+    // Ids are never handed out twice, even after a restart.
+    node.shutdown().await.unwrap();
+    let node = start(&dir).await;
+    let mut s = TcpStream::connect(node.local_addr()).await.unwrap();
+    let answer: InitProducerIdResponse = ask(&mut s, ApiKey::InitProducerId, 4, &init(None)).await;
+    assert!(
+        answer.producer_id.0 > ids[2],
+        "{} reused",
+        answer.producer_id.0
+    );
     node.shutdown().await.unwrap();
 }

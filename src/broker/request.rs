@@ -53,6 +53,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The support entry for `key`, if implemented.

@@ -48,6 +48,8 @@ pub struct BrokerState {
     pub metadata: Mutex<MetadataState>,
     image: StdMutex<Arc<MetadataImage>>,
     partitions: StdMutex<BTreeMap<(String, i32), LocalPartition>>,
+    /// The producer ids this broker reserved and has not handed out yet: `[next, end)`.
+    producer_ids: StdMutex<(i64, i64)>,
 }
 
 /// The directory of a partition's log.
@@ -71,7 +73,37 @@ impl BrokerState {
             metadata: Mutex::new(metadata),
             image: StdMutex::new(image),
             partitions: StdMutex::new(BTreeMap::new()),
+            producer_ids: StdMutex::new((0, 0)),
         }
+    }
+
+    /// A producer id never handed out before, by this broker or any other, across
+    /// restarts: from the block this broker reserved, reserving the next block (a
+    /// committed metadata record) when it is used up. A restart abandons the rest of
+    /// the block, as Kafka does.
+    pub async fn next_producer_id(&self) -> Result<i64, ApiError> {
+        if let Some(id) = self.take_producer_id() {
+            return Ok(id);
+        }
+        let mut meta = self.metadata.lock().await;
+        // Another request may have reserved a block while this one waited for the lock.
+        if let Some(id) = self.take_producer_id() {
+            return Ok(id);
+        }
+        let reserved = meta.controller.allocate_producer_ids(self.node_id)?;
+        let (first, end) = reserved.response;
+        self.commit(&mut meta, reserved.records).await?;
+        *self.producer_ids.lock().expect("producer ids lock") = (first + 1, end);
+        Ok(first)
+    }
+
+    fn take_producer_id(&self) -> Option<i64> {
+        let mut block = self.producer_ids.lock().expect("producer ids lock");
+        let (next, end) = *block;
+        (next < end).then(|| {
+            block.0 += 1;
+            next
+        })
     }
 
     /// The latest committed image.

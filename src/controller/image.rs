@@ -58,6 +58,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     pub topic_names: BTreeMap<TopicId, String>,
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
     /// Records replayed so far (the metadata offset the image reflects).
     pub records_applied: u64,
 }
@@ -182,6 +184,12 @@ impl MetadataImage {
                     .remove(id)
                     .ok_or(ReplayError::UnknownTopicId(*id))?;
                 self.topics.remove(&name);
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                // Ids only move forward, whatever order blocks were reserved in.
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
         }
         self.records_applied += 1;

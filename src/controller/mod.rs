@@ -29,6 +29,9 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Kafka's longest topic name.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
+/// Producer ids a broker reserves at a time (Kafka's block size).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// A request-level or per-item failure, as Kafka reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -436,6 +439,26 @@ impl Controller {
         Ok(ControllerResult {
             records: vec![MetadataRecord::RemoveTopic { id: topic.id }],
             response: topic.id,
+        })
+    }
+
+    /// Reserves the next block of producer ids for `broker`, which hands them out one
+    /// per InitProducerId (Kafka's AllocateProducerIds). The answer is the block
+    /// `[first, end)`; no id in it is ever reserved again.
+    pub fn allocate_producer_ids(
+        &self,
+        broker: NodeId,
+    ) -> Result<ControllerResult<(i64, i64)>, ApiError> {
+        let first = self.image.next_producer_id;
+        let end = first
+            .checked_add(PRODUCER_ID_BLOCK)
+            .ok_or_else(|| ApiError::new(ec::UNKNOWN_SERVER_ERROR, "producer ids exhausted"))?;
+        Ok(ControllerResult {
+            records: vec![MetadataRecord::ProducerIds {
+                broker,
+                next_producer_id: end,
+            }],
+            response: (first, end),
         })
     }
 

@@ -71,6 +71,12 @@ pub enum MetadataRecord {
     },
     /// The topic, its partitions and its configs are gone.
     RemoveTopic { id: TopicId },
+    /// Producer ids below `next_producer_id` are handed out (Kafka's ProducerIdsRecord:
+    /// a broker reserves a block at a time, so no id is ever given twice).
+    ProducerIds {
+        broker: NodeId,
+        next_producer_id: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +105,7 @@ const TYPE_TOPIC: u8 = 3;
 const TYPE_PARTITION: u8 = 4;
 const TYPE_CONFIG: u8 = 5;
 const TYPE_REMOVE_TOPIC: u8 = 6;
+const TYPE_PRODUCER_IDS: u8 = 7;
 
 struct Writer(Vec<u8>);
 
@@ -273,6 +280,14 @@ impl MetadataRecord {
                 w.u8(TYPE_REMOVE_TOPIC);
                 w.id(id);
             }
+            MetadataRecord::ProducerIds {
+                broker,
+                next_producer_id,
+            } => {
+                w.u8(TYPE_PRODUCER_IDS);
+                w.i32(broker.0);
+                w.i64(*next_producer_id);
+            }
         }
         w.0
     }
@@ -322,6 +337,13 @@ impl MetadataRecord {
                 value: r.opt_string()?,
             },
             TYPE_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: r.id()? },
+            TYPE_PRODUCER_IDS => MetadataRecord::ProducerIds {
+                broker: NodeId(r.i32()?),
+                next_producer_id: match r.i64()? {
+                    next if next >= 0 => next,
+                    _ => return Err(RecordDecodeError::BadField("next producer id")),
+                },
+            },
             other => return Err(RecordDecodeError::UnknownType(other)),
         };
         let trailing = buf.len() - r.pos;
@@ -370,6 +392,10 @@ mod tests {
             },
             MetadataRecord::RemoveTopic {
                 id: TopicId([9; 16]),
+            },
+            MetadataRecord::ProducerIds {
+                broker: NodeId(1),
+                next_producer_id: 2000,
             },
         ]
     }

@@ -38,7 +38,6 @@ def test_no_auto_creation_when_disabled(start_broker):
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap,
         max_block_ms=3000,
-        enable_idempotence=False,
     )
     with pytest.raises(KafkaTimeoutError):
         producer.send("never-created", b"v").get(timeout=TIMEOUT_S)
@@ -54,7 +53,6 @@ def produce_sized(bootstrap, topic, sizes):
         acks="all",
         batch_size=4096,
         linger_ms=5,
-        enable_idempotence=False,
     )
     futures = [producer.send(topic, bytes([i % 251]) * size, partition=0) for i, size in enumerate(sizes)]
     producer.flush(timeout=TIMEOUT_S)

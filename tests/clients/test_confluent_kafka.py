@@ -42,6 +42,8 @@ def produce(broker, topic, codec, rows):
             "compression.type": codec,
             "linger.ms": 5,
             "acks": "all",
+            # librdkafka's idempotent producer: InitProducerId, then sequenced batches.
+            "enable.idempotence": True,
         }
     )
     produced = {}

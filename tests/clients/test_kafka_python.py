@@ -24,9 +24,7 @@ def produce(broker, topic, codec, rows):
         compression_type=None if codec == "none" else codec,
         acks="all",
         linger_ms=5,
-        # kafka-python 3 defaults to the idempotent producer (InitProducerId), which is a
-        # later issue; until then skald does not advertise it and the client must opt out.
-        enable_idempotence=False,
+        # kafka-python 3's default: the idempotent producer (InitProducerId, sequences).
     )
     futures = []
     for row in rows:
@@ -146,6 +144,34 @@ def test_admin_create_describe_alter_delete(broker):
         assert time.monotonic() < deadline, "topic still listed after delete"
         time.sleep(0.2)
     client.close()
+
+
+def test_idempotent_producer_ids_are_unique_across_restarts(broker):
+    """Every producer gets a fresh id (never reused after a restart, as skald reserves
+    id blocks in its metadata log), and its batches carry it with sequences from 0."""
+    topic = "kp-idempotent"
+    ids = []
+    for round in range(3):
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+        for i in range(200):
+            producer.send(topic, key=b"k", value=f"{round}-{i}".encode(), partition=0)
+        producer.flush(timeout=TIMEOUT_S)
+        ids.append(producer._transaction_manager.producer_id_and_epoch.producer_id)
+        producer.close()
+        if round == 1:
+            broker.restart()
+    assert all(i >= 0 for i in ids) and len(set(ids)) == 3, ids
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    consumer.assign([TopicPartition(topic, 0)])
+    values = [m.value.decode() for m in consumer]
+    consumer.close()
+    assert values == [f"{r}-{i}" for r in range(3) for i in range(200)]
 
 
 def test_restart_reads_everything_again(broker):

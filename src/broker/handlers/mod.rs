@@ -16,6 +16,7 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
@@ -131,6 +132,9 @@ pub async fn dispatch(state: Arc<BrokerState>, frame: Bytes) -> Pending {
         }
         RequestKind::DeleteRecords(r) => {
             ready(done(delete_records::handle(&state, r, version).await))
+        }
+        RequestKind::InitProducerId(r) => {
+            ready(done(init_producer_id::handle(&state, r, version).await))
         }
         RequestKind::OffsetForLeaderEpoch(r) => ready(done(
             offset_for_leader_epoch::handle(&state, r, version).await,
