@@ -352,6 +352,9 @@ impl Scenario {
                 "workload.duration_ms must be 1..={SCENARIO_DURATION_MS_MAX}"
             ));
         }
+        if self.workload.idempotence && self.workload.acks != Acks::All {
+            return invalid("workload.idempotence needs acks = \"all\"".to_string());
+        }
         if self.workload.producers == 0 {
             return invalid("workload.producers must be at least 1".to_string());
         }
@@ -493,6 +496,7 @@ converge_within_ms = 5000
             EXAMPLE.replace("torn_write_rate = 0.5", "torn_write_rate = 1.5"),
             EXAMPLE.replace("kind = \"crash\"", "kind = \"meteor\""),
             EXAMPLE.replace("acks = \"all\"", "acks = \"some\""),
+            EXAMPLE.replace("acks = \"all\"", "acks = \"1\"\nidempotence = true"),
             EXAMPLE.replace("down_ms = 500", "downtime_ms = 500"),
             EXAMPLE.replace("allowed = [\"unseen\"]", "allowed = [\"unheard-of\"]"),
         ];

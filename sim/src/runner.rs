@@ -606,6 +606,7 @@ fn producer_config(ctx: &Ctx) -> ProducerConfig {
         retry_backoff_ms: 100,
         request_timeout_ms: workload.request_timeout_ms as i32,
         delivery_timeout_ms: op_timeout_ms(ctx),
+        idempotence: workload.idempotence,
         ..ProducerConfig::default()
     }
 }

@@ -173,6 +173,7 @@ pub mod code {
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const NOT_CONTROLLER: i16 = 41;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;

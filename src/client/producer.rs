@@ -16,10 +16,16 @@
 //! whose outcome is unknown (`ClientError::is_indeterminate`) may still have been
 //! appended.
 //!
+//! Idempotence (`enable.idempotence`, acks=all only): the producer gets an id from
+//! InitProducerId before its first send and stamps each batch, when it is first sent,
+//! with that id, epoch 0 and the partition's next sequence number; retries resend the
+//! same bytes, so the broker recognises a batch it already has and answers with its
+//! original offsets instead of appending it again. When a sequenced batch fails for
+//! good, the broker may or may not hold it, so the partition's sequence is unknown: the
+//! producer then takes a fresh id (sequences from 0), as Kafka's producer does.
+//!
 //! Must never: block a thread, iterate unordered collections, reuse a batch's bytes for
-//! different records, or complete a record twice. Idempotence (producer id, epoch and
-//! sequence in the batch header) is left for later: `Batch::encode` is the one place
-//! that would stamp them, and retries already resend the same encoded bytes.
+//! different records, or complete a record twice.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -30,13 +36,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, ProduceRequest, ProducerId as KafkaProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::base::limits::{PRODUCER_BUFFER_BYTES_MAX, PRODUCER_REQUEST_BYTES_MAX};
-use crate::base::NodeId;
+use crate::base::{NodeId, ProducerEpoch, ProducerId, Sequence};
 use crate::client::cluster::Cluster;
 use crate::client::errors::{code, ClientError};
 use crate::client::metadata::TopicPartition;
@@ -104,6 +112,9 @@ pub struct ProducerConfig {
     pub delivery_timeout_ms: u64,
     /// `request.timeout.ms`: how long the broker may wait for acks (sent in the request).
     pub request_timeout_ms: i32,
+    /// `enable.idempotence`: producer id and sequence numbers, so retries never
+    /// duplicate a batch. Needs `acks = All`.
+    pub idempotence: bool,
     /// Wall clock for record timestamps the caller did not set.
     pub clock: Clock,
 }
@@ -121,6 +132,7 @@ impl Default for ProducerConfig {
             retry_backoff_ms: 100,
             delivery_timeout_ms: 120_000,
             request_timeout_ms: 30_000,
+            idempotence: false,
             clock: Clock::system(),
         }
     }
@@ -287,6 +299,10 @@ impl Producer {
             next_seq: 0,
             incomplete: BTreeSet::new(),
             refresh_in_flight: false,
+            identity: None,
+            identity_in_flight: false,
+            identity_retry_at: None,
+            sequences: BTreeMap::new(),
         };
         tokio::spawn(accumulator.run(commands_rx, events_rx));
         Producer {
@@ -306,6 +322,11 @@ impl Producer {
     /// topic's partition count is unknown, and for buffer space if the buffer is full.
     /// Fails at once on an oversized record, an unknown topic or a bad partition.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
+        if self.config.idempotence && self.config.acks != Acks::All {
+            return Err(ClientError::InvalidArgument(
+                "an idempotent producer needs acks=all".to_string(),
+            ));
+        }
         let size_bytes = record.size_bytes();
         if size_bytes + BATCH_OVERHEAD_BYTES > self.config.request_bytes_max {
             return Err(ClientError::kafka(
@@ -399,6 +420,8 @@ struct Batch {
     last_error: Option<ClientError>,
     /// Encoded on first send; every retry resends these bytes.
     encoded: Option<Bytes>,
+    /// The producer id and base sequence stamped in `encoded` (idempotence only).
+    stamp: Option<(i64, i32)>,
     /// No more records may join (it was sent, or the next record did not fit).
     sealed: bool,
 }
@@ -413,15 +436,29 @@ impl Batch {
             retry_at: None,
             last_error: None,
             encoded: None,
+            stamp: None,
             sealed: false,
         }
     }
 
-    fn encode(&mut self, compression: Compression) -> Result<Bytes, ClientError> {
+    /// Encodes the batch on its first send, stamped with `stamp` (producer id, base
+    /// sequence) if given; later calls return the same bytes.
+    fn encode(
+        &mut self,
+        compression: Compression,
+        stamp: Option<(i64, i32)>,
+    ) -> Result<Bytes, ClientError> {
         if let Some(encoded) = &self.encoded {
             return Ok(encoded.clone());
         }
         let mut builder = RecordBatchBuilder::new(compression);
+        if let Some((producer_id, sequence)) = stamp {
+            builder = builder.producer(
+                ProducerId(producer_id),
+                ProducerEpoch(0),
+                Sequence(sequence),
+            );
+        }
         for record in &self.records {
             builder.append(record.input.clone());
         }
@@ -429,6 +466,7 @@ impl Batch {
             .build()
             .map_err(|error| ClientError::Encode(error.to_string()))?;
         self.encoded = Some(encoded.clone());
+        self.stamp = stamp;
         Ok(encoded)
     }
 }
@@ -447,6 +485,8 @@ enum Event {
         outcome: Result<(i64, i64), ClientError>,
     },
     MetadataRefreshed,
+    /// InitProducerId answered: the producer id, or why not.
+    Identity(Result<i64, ClientError>),
 }
 
 /// The producer's background task: sole owner of every queue.
@@ -465,6 +505,13 @@ struct Accumulator {
     /// Sequence numbers of records without a result yet.
     incomplete: BTreeSet<u64>,
     refresh_in_flight: bool,
+    /// Idempotence: the producer id batches are stamped with, once InitProducerId gave
+    /// it; the request for it, and when to ask again after a failure.
+    identity: Option<i64>,
+    identity_in_flight: bool,
+    identity_retry_at: Option<Instant>,
+    /// Idempotence: the next sequence number per partition under `identity`.
+    sequences: BTreeMap<TopicPartition, i32>,
 }
 
 impl Accumulator {
@@ -591,7 +638,7 @@ impl Accumulator {
 
     /// When the front batch of `queue` may be sent.
     fn ready_at(&self, queue: &PartitionQueue) -> Option<Instant> {
-        if queue.in_flight {
+        if queue.in_flight || !self.has_identity() {
             return None;
         }
         let front = queue.batches.front()?;
@@ -609,6 +656,16 @@ impl Accumulator {
 
     fn next_wakeup(&self) -> Option<Instant> {
         let delivery_timeout = Duration::from_millis(self.config.delivery_timeout_ms);
+        if !self.has_identity() {
+            // Waiting for a producer id: wake to ask again, or to expire batches.
+            let expiry = self
+                .queues
+                .values()
+                .filter(|queue| !queue.in_flight)
+                .filter_map(|queue| Some(queue.batches.front()?.created_at + delivery_timeout));
+            let retry = self.identity_retry_at.filter(|_| !self.identity_in_flight);
+            return expiry.chain(retry).min();
+        }
         self.queues
             .values()
             .filter_map(|queue| {
@@ -656,6 +713,10 @@ impl Accumulator {
     /// Takes every ready front batch whose leader is known and sends them, one
     /// ProduceRequest per leader (split at `request_bytes_max`).
     fn drain(&mut self, now: Instant) {
+        if !self.has_identity() {
+            self.request_identity(now);
+            return;
+        }
         let mut by_node: BTreeMap<NodeId, (Vec<(TopicPartition, Batch)>, usize)> = BTreeMap::new();
         let mut missing_leader: BTreeSet<String> = BTreeSet::new();
         let mut failed = Vec::new();
@@ -681,7 +742,16 @@ impl Accumulator {
                 continue;
             };
             batch.sealed = true;
-            if let Err(error) = batch.encode(self.config.compression) {
+            let stamp = match (self.identity, &batch.encoded) {
+                (Some(producer_id), None) => {
+                    let next = self.sequences.entry(tp.clone()).or_insert(0);
+                    let sequence = *next;
+                    *next = next_sequence(sequence, batch.records.len());
+                    Some((producer_id, sequence))
+                }
+                _ => None,
+            };
+            if let Err(error) = batch.encode(self.config.compression, stamp) {
                 failed.push((batch, error));
                 continue;
             }
@@ -763,15 +833,73 @@ impl Accumulator {
         });
     }
 
+    /// Idempotence without a producer id yet: asks for one (once at a time, after the
+    /// backoff if the last attempt failed) when there is something to send.
+    fn request_identity(&mut self, now: Instant) {
+        let waiting = self.queues.values().any(|queue| !queue.batches.is_empty());
+        if self.identity_in_flight || !waiting || self.identity_retry_at.is_some_and(|at| now < at)
+        {
+            return;
+        }
+        self.identity_in_flight = true;
+        let cluster = self.cluster.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let _ = events.send(Event::Identity(init_producer_id(&cluster).await));
+        });
+    }
+
+    fn has_identity(&self) -> bool {
+        !self.config.idempotence || self.identity.is_some()
+    }
+
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::MetadataRefreshed => self.refresh_in_flight = false,
+            Event::Identity(outcome) => {
+                self.identity_in_flight = false;
+                match outcome {
+                    Ok(producer_id) => {
+                        self.identity = Some(producer_id);
+                        self.identity_retry_at = None;
+                        self.sequences.clear();
+                    }
+                    Err(error) if error.is_retriable() => {
+                        self.identity_retry_at = Some(
+                            Instant::now() + Duration::from_millis(self.config.retry_backoff_ms),
+                        );
+                    }
+                    Err(error) => {
+                        // Nothing can be sent idempotently: fail what waits (not what is
+                        // in flight), and ask again only for later records.
+                        let mut failed = Vec::new();
+                        for queue in self.queues.values_mut() {
+                            if !queue.in_flight {
+                                failed.extend(queue.batches.drain(..));
+                            }
+                        }
+                        for batch in failed {
+                            self.complete(batch, "", -1, Err(error.clone()));
+                        }
+                    }
+                }
+            }
             Event::Completed { tp, batch, outcome } => {
                 let mut batch = *batch;
                 let Some(queue) = self.queues.get_mut(&tp) else {
                     return;
                 };
                 queue.in_flight = false;
+                // The broker already has this batch but cannot say where (Kafka answers
+                // so when the original is too old to look up): delivered, offset unknown.
+                let outcome = match outcome {
+                    Err(ClientError::Kafka { code, .. })
+                        if code == code::DUPLICATE_SEQUENCE_NUMBER && batch.stamp.is_some() =>
+                    {
+                        Ok((-1, -1))
+                    }
+                    other => other,
+                };
                 match outcome {
                     Ok((base_offset, log_append_time_ms)) => {
                         self.complete(
@@ -814,6 +942,14 @@ impl Accumulator {
         partition: i32,
         outcome: Result<(i64, i64), ClientError>,
     ) {
+        if let (Err(_), Some((producer_id, _))) = (&outcome, batch.stamp) {
+            if self.identity == Some(producer_id) {
+                // The broker may or may not hold this batch, so the next sequence of its
+                // partition is unknown: start over under a fresh producer id.
+                self.identity = None;
+                self.sequences.clear();
+            }
+        }
         for (index, record) in batch.records.into_iter().enumerate() {
             self.incomplete.remove(&record.seq);
             self.buffer.add_permits(record.permits as usize);
@@ -849,6 +985,35 @@ impl Accumulator {
             let _ = waiter.send(());
         }
     }
+}
+
+/// The sequence after a batch of `records` records starting at `sequence`: sequences
+/// wrap from `i32::MAX` to 0.
+fn next_sequence(sequence: i32, records: usize) -> i32 {
+    let records = i32::try_from(records).unwrap_or(i32::MAX);
+    match sequence.checked_add(records) {
+        Some(next) => next,
+        None => records - (i32::MAX - sequence) - 1,
+    }
+}
+
+/// Asks any broker for a producer id (InitProducerId without a transactional id).
+async fn init_producer_id(cluster: &Cluster) -> Result<i64, ClientError> {
+    let connection = cluster.any_connection().await?;
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(-1)
+        .with_producer_id(KafkaProducerId(-1))
+        .with_producer_epoch(-1);
+    let response = connection.send(&request).await?;
+    if response.error_code != code::NONE {
+        return Err(ClientError::kafka(
+            response.error_code,
+            None,
+            "InitProducerId".to_string(),
+        ));
+    }
+    Ok(response.producer_id.0)
 }
 
 /// Sends one ProduceRequest with `batches` to `node`; returns a result per partition.
