@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::base::{IoError, LeaderEpoch, Offset};
-use crate::log::{AppendInfo, FlushJob, LogError, PartitionLog, ReadResult};
+use crate::log::{AppendInfo, CheckpointJob, FlushJob, LogError, PartitionLog, ReadResult};
 
 /// Commands queued per driver before senders wait (backpressure).
 const DRIVER_QUEUE_COMMANDS_MAX: usize = 4096;
@@ -25,6 +25,9 @@ const DRIVER_QUEUE_COMMANDS_MAX: usize = 4096;
 const FLUSH_POLICY_TICK_MS: u64 = 100;
 /// How often retention runs (Kafka's `log.retention.check.interval.ms` default).
 const RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+/// How often the partition checkpoint (recovery point, log start, high watermark) is
+/// written if it changed (Kafka's `log.flush.offset.checkpoint.interval.ms` default).
+const CHECKPOINT_INTERVAL_MS: u64 = 60_000;
 
 /// A job run on the driver task with the log (ListOffsets, DeleteRecords, configs...).
 type Job = Box<dyn FnOnce(&mut PartitionLog) + Send>;
@@ -167,9 +170,14 @@ type InFlight = tokio::task::JoinHandle<(FlushJob, Result<(), IoError>)>;
 
 /// Starts the driver task for `log`; returns its handle.
 pub fn spawn(log: PartitionLog) -> LogHandle {
+    spawn_with(log, Duration::from_millis(CHECKPOINT_INTERVAL_MS))
+}
+
+/// `spawn`, writing the partition checkpoint every `checkpoint_interval` (tests).
+fn spawn_with(log: PartitionLog, checkpoint_interval: Duration) -> LogHandle {
     let (tx, rx) = mpsc::channel(DRIVER_QUEUE_COMMANDS_MAX);
     let (hw_tx, high_watermark) = watch::channel(log.high_watermark());
-    tokio::spawn(run(log, rx, hw_tx));
+    tokio::spawn(run(log, rx, hw_tx, checkpoint_interval));
     LogHandle { tx, high_watermark }
 }
 
@@ -201,8 +209,41 @@ fn start_flush(log: &mut PartitionLog) -> Option<InFlight> {
     }))
 }
 
-async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>, hw_tx: watch::Sender<Offset>) {
+/// Runs a checkpoint write on a blocking thread; the driver awaits it, so no other
+/// change to the log (a truncation, another checkpoint) can interleave.
+#[cfg(not(madsim))]
+async fn run_checkpoint(job: &CheckpointJob) -> Result<(), IoError> {
+    let running = job.clone();
+    tokio::task::spawn_blocking(move || running.run())
+        .await
+        .unwrap_or_else(|join_error| {
+            Err(IoError::new(
+                crate::base::IoErrorKind::Io,
+                "checkpoint",
+                format!("checkpoint task failed: {join_error}"),
+            ))
+        })
+}
+
+/// Under simulation there are no threads; the in-memory disk's latency is slept.
+#[cfg(madsim)]
+async fn run_checkpoint(job: &CheckpointJob) -> Result<(), IoError> {
+    let result = job.run();
+    let delay_ms = job.take_delay_ms();
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    result
+}
+
+async fn run(
+    mut log: PartitionLog,
+    mut rx: mpsc::Receiver<Command>,
+    hw_tx: watch::Sender<Offset>,
+    checkpoint_interval: Duration,
+) {
     let mut last_retention = tokio::time::Instant::now();
+    let mut last_checkpoint = tokio::time::Instant::now();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut flush_waiters: Vec<Reply<Offset>> = Vec::new();
     let mut in_flight: Option<InFlight> = None;
@@ -277,6 +318,19 @@ async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>, hw_tx: watc
                         tracing::error!(error = %e, dir = log.dir(), "retention failed");
                     }
                 }
+                // Between flushes only: a flush in flight would advance the recovery point
+                // the checkpoint is about to record.
+                if in_flight.is_none()
+                    && last_checkpoint.elapsed() >= checkpoint_interval
+                {
+                    last_checkpoint = tokio::time::Instant::now();
+                    if let Some(job) = log.prepare_checkpoint() {
+                        let result = run_checkpoint(&job).await;
+                        if let Err(e) = log.complete_checkpoint(&job, result) {
+                            tracing::error!(error = %e, dir = log.dir(), "checkpoint failed");
+                        }
+                    }
+                }
             }
         }
         let high_watermark = log.high_watermark();
@@ -317,5 +371,59 @@ async fn run(mut log: PartitionLog, mut rx: mpsc::Receiver<Command>, hw_tx: watc
     }
     if let Err(e) = log.close() {
         tracing::error!(error = %e, "closing partition log failed");
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::io::sim::SimDisk;
+    use crate::io::{Clock, DiskRef};
+    use crate::log::checkpoint::read_checkpoint;
+    use crate::log::partition::PARTITION_CHECKPOINT;
+    use crate::log::LogConfig;
+    use crate::protocol::{Compression, RecordBatchBuilder, RecordInput};
+
+    /// The recovery point in the partition checkpoint on disk.
+    fn checkpointed_recovery_point(disk: &SimDisk) -> i64 {
+        let path = format!("p-0/{PARTITION_CHECKPOINT}");
+        let rows = read_checkpoint(disk, &path, 3)
+            .unwrap()
+            .expect("a checkpoint");
+        rows[0][1]
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_follows_flushes_periodically() {
+        let disk = SimDisk::new(5);
+        let shared: DiskRef = Arc::new(disk.clone());
+        let clock = Clock::manual(1_700_000_000_000);
+        let (log, _) = PartitionLog::open(shared, "p-0", LogConfig::default(), clock).unwrap();
+        let interval = Duration::from_millis(400);
+        let handle = spawn_with(log, interval);
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.append(RecordInput {
+            timestamp_ms: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Vec::new(),
+        });
+        let batch = builder.build().unwrap().to_vec();
+        for _ in 0..3 {
+            handle.append(batch.clone(), LeaderEpoch(0)).await.unwrap();
+        }
+        assert_eq!(handle.flush().await.unwrap(), Offset(3));
+        assert_eq!(
+            checkpointed_recovery_point(&disk),
+            0,
+            "written at open only"
+        );
+        tokio::time::sleep(interval / 4).await;
+        assert_eq!(checkpointed_recovery_point(&disk), 0, "not yet");
+        tokio::time::sleep(interval * 2).await;
+        assert_eq!(checkpointed_recovery_point(&disk), 3, "the periodic write");
+        handle.close().await.unwrap();
     }
 }

@@ -20,7 +20,7 @@ pub mod segment;
 mod tests;
 
 pub use config::{ConfigError, LogConfig, TimestampType};
-pub use partition::{AppendInfo, FlushJob, PartitionLog, ReadResult};
+pub use partition::{AppendInfo, CheckpointJob, FlushJob, PartitionLog, ReadResult};
 
 use crate::base::{IoError, Offset};
 

@@ -53,6 +53,28 @@ pub struct ReadResult {
 
 /// The fsyncs that make everything appended so far durable. `run` blocks; the driver
 /// runs it off the reactor, then hands the result to `PartitionLog::complete_flush`.
+/// A write of the partition checkpoint (log start offset, recovery point, high
+/// watermark) prepared on the log and run off it, so the fsyncs it takes never stall
+/// the log's owner (see `broker::log_driver`).
+#[derive(Clone, Debug)]
+pub struct CheckpointJob {
+    disk: DiskRef,
+    path: String,
+    row: [i64; 3],
+}
+
+impl CheckpointJob {
+    /// Writes the checkpoint atomically (temp file, fsync, rename, fsync the directory).
+    pub fn run(&self) -> Result<(), IoError> {
+        write_checkpoint(self.disk.as_ref(), &self.path, &[self.row.to_vec()])
+    }
+
+    /// Simulated I/O latency the write accumulated (0 on a real disk).
+    pub fn take_delay_ms(&self) -> u64 {
+        self.disk.take_delay_ms()
+    }
+}
+
 #[derive(Debug)]
 pub struct FlushJob {
     disk: DiskRef,
@@ -105,6 +127,8 @@ pub struct PartitionLog {
     offline: Option<String>,
     /// The headers of the batches being appended, kept to spare an allocation per append.
     append_scratch: Vec<BatchMeta>,
+    /// The partition checkpoint row last written, if any since the log was opened.
+    checkpointed: Option<[i64; 3]>,
 }
 
 /// Recovery statistics, for logs and tests.
@@ -282,6 +306,7 @@ impl PartitionLog {
             generation: 0,
             offline: None,
             append_scratch: Vec::new(),
+            checkpointed: None,
         };
         if let Some(reason) = damaged {
             // Change nothing on disk (no cut, no checkpoint): the data past the damage is
@@ -995,14 +1020,54 @@ impl PartitionLog {
 
     /// Writes `partition.checkpoint` (log start, recovery point, high watermark).
     pub fn write_partition_checkpoint(&mut self) -> Result<(), LogError> {
-        let row = vec![
+        let row = self.checkpoint_row();
+        let path = join(&self.dir, PARTITION_CHECKPOINT);
+        match write_checkpoint(self.disk.as_ref(), &path, &[row.to_vec()]) {
+            Ok(()) => {
+                self.checkpointed = Some(row);
+                Ok(())
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn checkpoint_row(&self) -> [i64; 3] {
+        [
             self.log_start_offset.0,
             self.recovery_point.0,
             self.high_watermark.0,
-        ];
-        let path = join(&self.dir, PARTITION_CHECKPOINT);
-        match write_checkpoint(self.disk.as_ref(), &path, &[row]) {
-            Ok(()) => Ok(()),
+        ]
+    }
+
+    /// The periodic checkpoint write (Kafka writes its recovery points every
+    /// `log.flush.offset.checkpoint.interval.ms`), or `None` if the partition is offline
+    /// or nothing changed since the last write. Without it, a crash after a long run
+    /// would rescan every segment written since the log was opened. Run the job while
+    /// no other checkpoint write or truncation can happen, then `complete_checkpoint`.
+    pub fn prepare_checkpoint(&self) -> Option<CheckpointJob> {
+        let row = self.checkpoint_row();
+        if self.offline.is_some() || self.checkpointed == Some(row) {
+            return None;
+        }
+        Some(CheckpointJob {
+            disk: self.disk.clone(),
+            path: join(&self.dir, PARTITION_CHECKPOINT),
+            row,
+        })
+    }
+
+    /// Records a checkpoint job's outcome; a failed write takes the partition offline,
+    /// as every failed checkpoint write does.
+    pub fn complete_checkpoint(
+        &mut self,
+        job: &CheckpointJob,
+        result: Result<(), IoError>,
+    ) -> Result<(), LogError> {
+        match result {
+            Ok(()) => {
+                self.checkpointed = Some(job.row);
+                Ok(())
+            }
             Err(e) => self.fail(e),
         }
     }
