@@ -1,6 +1,8 @@
 //! Tests of `protocol::crc32c`: equality with the `crc32c` crate at every length up to
 //! 2 KiB and every start alignment within a cache line, on random buffers up to 256 KiB,
-//! and on published check values; the fast path also alone, below its threshold.
+//! and on published check values. Each comparison covers both `append` (the dispatch,
+//! which in unoptimised builds is the crate) and the fast path alone at any length,
+//! where the CPU has it.
 
 use proptest::prelude::*;
 
@@ -19,25 +21,37 @@ fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn check_values() {
-    assert_eq!(crc32c(b""), 0);
-    assert_eq!(crc32c(b"123456789"), 0xE306_9283);
-    assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
-    assert_eq!(crc32c(&[0xFFu8; 32]), 0x62A8_AB43);
+/// `append(initial, data)` and the fast path alone, against the crate; the message
+/// names the failing case.
+fn check(initial: u32, data: &[u8], case: &str) {
+    let expected = ::crc32c::crc32c_append(initial, data);
+    assert_eq!(append(initial, data), expected, "{case}");
+    if let Some(fast) = fast_path_append(initial, data) {
+        assert_eq!(fast, expected, "fast path, {case}");
+    }
 }
 
-/// Long runs of one byte value, where the fast path runs, against the crate.
+#[test]
+fn check_values() {
+    for (data, expected) in [
+        (&b""[..], 0),
+        (&b"123456789"[..], 0xE306_9283),
+        (&[0u8; 32][..], 0x8A91_36AA),
+        (&[0xFFu8; 32][..], 0x62A8_AB43),
+    ] {
+        assert_eq!(crc32c(data), expected, "{data:?}");
+        if let Some(fast) = fast_path_append(0, data) {
+            assert_eq!(fast, expected, "fast path, {data:?}");
+        }
+    }
+}
+
+/// Long runs of one byte value, from the fast path's threshold to past 64 KiB.
 #[test]
 fn long_constant_buffers_match_the_crate() {
     for len in [FAST_MIN_BYTES, 1024, 4096, 65536, 65536 + 15] {
         for value in [0x00u8, 0xFF, 0x5A] {
-            let data = vec![value; len];
-            assert_eq!(
-                crc32c(&data),
-                ::crc32c::crc32c(&data),
-                "len {len} value {value:#x}"
-            );
+            check(0, &vec![value; len], &format!("len {len} value {value:#x}"));
         }
     }
 }
@@ -50,11 +64,7 @@ fn every_length_and_alignment_matches_the_crate() {
     for offset in 0..ALIGNMENTS {
         for len in 0..=MAX_LEN {
             let data = &buffer[offset..offset + len];
-            let expected = ::crc32c::crc32c(data);
-            assert_eq!(crc32c(data), expected, "offset {offset} len {len}");
-            if let Some(fast) = fast_path_append(0, data) {
-                assert_eq!(fast, expected, "fast path, offset {offset} len {len}");
-            }
+            check(0, data, &format!("offset {offset} len {len}"));
         }
     }
 }
@@ -81,7 +91,7 @@ proptest! {
         initial in any::<u32>(),
     ) {
         let data = data.get(offset..).unwrap_or_default();
-        prop_assert_eq!(crc32c(data), ::crc32c::crc32c(data));
-        prop_assert_eq!(append(initial, data), ::crc32c::crc32c_append(initial, data));
+        check(0, data, "zero initial crc");
+        check(initial, data, &format!("initial crc {initial:#x}"));
     }
 }
