@@ -184,15 +184,13 @@ mod x86 {
         let initial =
             _mm512_inserti32x4::<0>(_mm512_setzero_si512(), _mm_cvtsi32_si128(register as i32));
 
+        let (blocks, rest) = data.as_chunks::<64>();
+
         // Four accumulators, each covering one 64-byte block of every 256-byte stride.
-        let (strides, rest) = data.as_chunks::<256>();
+        let (strides, blocks) = blocks.as_chunks::<4>();
         let mut acc512 = match strides.split_first() {
             None => None,
-            Some((first, strides)) => {
-                let (first_blocks, _) = first.as_chunks::<64>();
-                let [b0, b1, b2, b3] = first_blocks else {
-                    return ::crc32c::crc32c_append(crc, data);
-                };
+            Some(([b0, b1, b2, b3], strides)) => {
                 let mut acc = [
                     _mm512_xor_si512(load_64(b0), initial),
                     load_64(b1),
@@ -201,8 +199,7 @@ mod x86 {
                 ];
                 let stride_constants = constants_512(FOLD_2048_BITS);
                 for stride in strides {
-                    let (blocks, _) = stride.as_chunks::<64>();
-                    for (acc, block) in acc.iter_mut().zip(blocks) {
+                    for (acc, block) in acc.iter_mut().zip(stride) {
                         *acc = fold_512(*acc, stride_constants, load_64(block));
                     }
                 }
@@ -214,7 +211,6 @@ mod x86 {
         };
 
         // Then one accumulator, 64 bytes at a time.
-        let (blocks, rest) = rest.as_chunks::<64>();
         let block_constants = constants_512(FOLD_512_BITS);
         for block in blocks {
             acc512 = Some(match acc512 {
@@ -222,6 +218,7 @@ mod x86 {
                 Some(acc) => fold_512(acc, block_constants, load_64(block)),
             });
         }
+        // Shorter than one block: not worth it.
         let Some(acc512) = acc512 else {
             return ::crc32c::crc32c_append(crc, data);
         };
