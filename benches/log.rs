@@ -7,8 +7,13 @@
 //!   through the partition driver in fsync-before-ack mode, against the same appends
 //!   fsynced one by one.
 //! - `read_sequential/skald` vs `/raw_read`: reading a whole multi-segment log.
+//! - `crc32c_{64B,1KiB,64KiB}/skald` vs `/crate`: the batch checksum alone, ours
+//!   (`protocol::crc32c`) against the `crc32c` crate it falls back to.
 //! - `interleaved append_*` (printed, under `cargo bench` only): the no-fsync appends again,
 //!   skald and raw in alternating blocks, free of the order bias of one-after-the-other.
+//!
+//! A plain-word filter (`cargo bench --bench log -- crc32c`) also skips the setup of the
+//! groups it excludes (the read log, the interleaved run), which write hundreds of MB.
 //!
 //! Files go under the target dir's tmp folder (the same filesystem for both sides).
 
@@ -38,6 +43,18 @@ fn scratch(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// Whether the command line's filter, when it is a plain word, excludes every benchmark
+/// of `group` (a regex or no filter: never), so the group can skip its setup.
+fn filtered_out(group: &str) -> bool {
+    let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-')) else {
+        return false;
+    };
+    let plain = filter
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/');
+    plain && !group.contains(&filter) && !filter.starts_with(group)
 }
 
 fn open_log(dir: &PathBuf, fsync: bool) -> PartitionLog {
@@ -190,6 +207,9 @@ fn group_commit(c: &mut Criterion) {
 }
 
 fn reads(c: &mut Criterion) {
+    if filtered_out("read_sequential") {
+        return;
+    }
     const LOG_BYTES: usize = 256 * 1024 * 1024;
     const READ_BYTES: u64 = 1024 * 1024;
     let dir = scratch("read");
@@ -261,7 +281,7 @@ fn reads(c: &mut Criterion) {
 /// measures one side after the other, and which runs first moves its ratio by several
 /// points. Prints MB/s of each and the ratio. Runs only under `cargo bench`.
 fn interleaved_appends(_c: &mut Criterion) {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !std::env::args().any(|a| a == "--bench") || filtered_out("interleaved") {
         return;
     }
     const BLOCKS: usize = 48;
@@ -304,5 +324,39 @@ fn interleaved_appends(_c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, interleaved_appends, appends, group_commit, reads);
+/// The batch checksum alone, on pseudo-random bytes: `protocol::crc32c` against the
+/// `crc32c` crate.
+fn crc32c(c: &mut Criterion) {
+    for (label, size) in [("64B", 64usize), ("1KiB", 1024), ("64KiB", 64 * 1024)] {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut group = c.benchmark_group(format!("crc32c_{label}"));
+        group.throughput(Throughput::Bytes(size as u64));
+        group.measurement_time(Duration::from_secs(2));
+        group.warm_up_time(Duration::from_millis(500));
+        group.bench_function("crate", |b| {
+            b.iter(|| ::crc32c::crc32c(std::hint::black_box(&data)))
+        });
+        group.bench_function("skald", |b| {
+            b.iter(|| skald::protocol::crc32c::crc32c(std::hint::black_box(&data)))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    crc32c,
+    interleaved_appends,
+    appends,
+    group_commit,
+    reads
+);
 criterion_main!(benches);

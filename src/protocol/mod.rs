@@ -8,6 +8,7 @@
 //!
 //! - `varint`: zig-zag varints and varlongs.
 //! - `compression`: gzip, snappy (xerial or raw), lz4 frame, zstd; bounded output.
+//! - `crc32c`: the batch checksum, with an AVX-512 fast path for long inputs.
 //! - `record_batch`: the v2 header, produce validation, recovery scan, in-place patches.
 //! - `records`: record-level decoding inside a batch.
 //! - `error_codes`: Kafka's error codes by name.
@@ -15,11 +16,14 @@
 
 pub mod batch_builder;
 pub mod compression;
+pub mod crc32c;
 pub mod error_codes;
 pub mod record_batch;
 pub mod records;
 pub mod varint;
 
+#[cfg(test)]
+mod crc32c_tests;
 #[cfg(test)]
 mod record_batch_tests;
 

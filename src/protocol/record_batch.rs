@@ -315,7 +315,7 @@ impl BatchInfo {
 /// The CRC-32C a batch should carry: over everything from `attributes` to its end.
 /// `batch` must be at least `HEADER_BYTES` long (callers check).
 fn compute_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
+    super::crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
 }
 
 /// Frames and checks the batch at the start of `buf`: length, magic and CRC, nothing a
