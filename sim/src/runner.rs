@@ -822,6 +822,7 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
                         "drain",
                         format!("{tp}: offset {position} unreadable, skipping it"),
                     );
+                    lock(&ctx.rec.destroyed).insert((key, position));
                     ctx.op(
                         OpType::Invoke,
                         Some(process),

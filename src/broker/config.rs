@@ -89,6 +89,9 @@ pub struct BrokerSettings {
     pub socket_request_max_bytes: u32,
     /// `max.connections`: connections served at once.
     pub max_connections: usize,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often each partition's checkpoint
+    /// (recovery point, log start, high watermark) is written when it changed.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
     /// Topic-config defaults (the `log.*` keys and `message.max.bytes`).
     pub log_defaults: LogConfig,
     /// Every key set explicitly, with its value, for DescribeConfigs.
@@ -110,6 +113,7 @@ impl Default for BrokerSettings {
             connections_max_idle_ms: 600_000,
             socket_request_max_bytes: 104_857_600,
             max_connections: crate::base::limits::BROKER_CONNECTIONS_MAX,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
             log_defaults,
             overrides: BTreeMap::new(),
         }
@@ -166,6 +170,13 @@ impl BrokerSettings {
                 }
                 self.socket_request_max_bytes = n as u32;
             }
+            "log.flush.offset.checkpoint.interval.ms" => {
+                let n: i32 = parse(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be at least 0"));
+                }
+                self.log_flush_offset_checkpoint_interval_ms = n as u64;
+            }
             "max.connections" => {
                 let n: i64 = parse(key, value)?;
                 let max = crate::base::limits::BROKER_CONNECTIONS_MAX as i64;
@@ -203,6 +214,7 @@ impl BrokerSettings {
             "connections.max.idle.ms",
             "default.replication.factor",
             "delete.topic.enable",
+            "log.flush.offset.checkpoint.interval.ms",
             "max.connections",
             "num.partitions",
             "socket.request.max.bytes",
@@ -227,6 +239,9 @@ impl BrokerSettings {
             "connections.max.idle.ms" => self.connections_max_idle_ms.to_string(),
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
             "max.connections" => self.max_connections.to_string(),
+            "log.flush.offset.checkpoint.interval.ms" => {
+                self.log_flush_offset_checkpoint_interval_ms.to_string()
+            }
             _ => {
                 if let Some((_, topic_key)) = LOG_DEFAULT_KEYS.iter().find(|(k, _)| *k == key) {
                     return topic_config_value(log, topic_key);
@@ -309,6 +324,18 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_checkpoint_interval_is_a_broker_setting() {
+        let mut c = NodeConfig::new(1, "127.0.0.1:0".parse().unwrap());
+        let key = "log.flush.offset.checkpoint.interval.ms";
+        assert_eq!(c.settings.value_of(key).as_deref(), Some("60000"));
+        c.set(key, "1500").unwrap();
+        assert_eq!(c.settings.log_flush_offset_checkpoint_interval_ms, 1500);
+        assert!(c.set(key, "-1").is_err());
+        assert!(c.set(key, "soon").is_err());
+        assert!(BrokerSettings::keys().contains(&key));
+    }
 
     #[test]
     fn broker_keys_map_onto_topic_defaults_and_unknown_keys_fail() {

@@ -25,8 +25,8 @@ const DRIVER_QUEUE_COMMANDS_MAX: usize = 4096;
 const FLUSH_POLICY_TICK_MS: u64 = 100;
 /// How often retention runs (Kafka's `log.retention.check.interval.ms` default).
 const RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
-/// How often the partition checkpoint (recovery point, log start, high watermark) is
-/// written if it changed (Kafka's `log.flush.offset.checkpoint.interval.ms` default).
+/// How often `spawn` writes the partition checkpoint (recovery point, log start, high
+/// watermark) if it changed: Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 const CHECKPOINT_INTERVAL_MS: u64 = 60_000;
 
 /// A job run on the driver task with the log (ListOffsets, DeleteRecords, configs...).
@@ -173,8 +173,9 @@ pub fn spawn(log: PartitionLog) -> LogHandle {
     spawn_with(log, Duration::from_millis(CHECKPOINT_INTERVAL_MS))
 }
 
-/// `spawn`, writing the partition checkpoint every `checkpoint_interval` (tests).
-fn spawn_with(log: PartitionLog, checkpoint_interval: Duration) -> LogHandle {
+/// `spawn`, writing the partition checkpoint every `checkpoint_interval` (the broker's
+/// `log.flush.offset.checkpoint.interval.ms`; checked on the driver's 100 ms tick).
+pub fn spawn_with(log: PartitionLog, checkpoint_interval: Duration) -> LogHandle {
     let (tx, rx) = mpsc::channel(DRIVER_QUEUE_COMMANDS_MAX);
     let (hw_tx, high_watermark) = watch::channel(log.high_watermark());
     tokio::spawn(run(log, rx, hw_tx, checkpoint_interval));
