@@ -320,3 +320,19 @@ async fn perf_produce_and_consume_report() {
     assert!(short.out.starts_with("5500 records consumed"), "{short:?}");
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_produce_and_its_acks_rule() {
+    let (_dir, node) = node_with_topic("cli-idempotent", "idem", 1).await;
+    let lines: String = (0..20).map(|i| format!("i{i}\n")).collect();
+    let produced = run(&node, "produce -t idem --idempotence", lines.as_bytes()).await;
+    assert_eq!(produced.err, "20 records produced to idem, 0 failed.\n");
+    let consumed = run(&node, "consume -t idem --from beginning --exit-at-end", b"")
+        .await
+        .ok();
+    assert_eq!(consumed, lines);
+    let refused = run(&node, "produce -t idem --idempotence --acks 1", b"x\n").await;
+    let error = refused.status.unwrap_err();
+    assert!(error.contains("--acks all"), "{error}");
+    node.shutdown().await.unwrap();
+}

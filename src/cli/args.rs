@@ -106,18 +106,28 @@ pub struct ProducerArgs {
     /// Give up on a record this long after it was sent (`delivery.timeout.ms`).
     #[arg(long, default_value_t = 120_000, value_name = "MS")]
     pub delivery_timeout_ms: u64,
+    /// Idempotent producer (`enable.idempotence`): producer id and sequence numbers, so
+    /// retries never write a record twice. Needs `--acks all`.
+    #[arg(long)]
+    pub idempotence: bool,
 }
 
 impl ProducerArgs {
-    pub fn config(&self) -> ProducerConfig {
-        ProducerConfig {
+    /// The producer configuration; `--idempotence` without `--acks all` is refused, as
+    /// Kafka's producer refuses it.
+    pub fn config(&self) -> anyhow::Result<ProducerConfig> {
+        if self.idempotence && self.acks != Acks::All {
+            anyhow::bail!("--idempotence needs --acks all");
+        }
+        Ok(ProducerConfig {
             acks: self.acks,
             compression: self.compression,
             linger_ms: self.linger_ms,
             batch_bytes: self.batch_size,
             delivery_timeout_ms: self.delivery_timeout_ms,
+            idempotence: self.idempotence,
             ..ProducerConfig::default()
-        }
+        })
     }
 }
 

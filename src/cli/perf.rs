@@ -118,7 +118,7 @@ async fn produce(
             "none".to_string()
         }
     )?;
-    let producer = Producer::new(cluster, args.producer.config());
+    let producer = Producer::new(cluster, args.producer.config()?);
     let tracker = DeliveryTracker::start();
     let value = payload(args.record_size);
     let start = Instant::now();

@@ -291,7 +291,7 @@ pub async fn run(
     let cluster = args.connect.connect().await?;
     // Fail fast on an unknown topic or partition rather than once per record.
     topic_partitions(&cluster, &args.topic, args.partition).await?;
-    let producer = Producer::new(cluster, args.producer.config());
+    let producer = Producer::new(cluster, args.producer.config()?);
     let tracker = DeliveryTracker::start();
     let headers: Vec<(String, Option<Bytes>)> = args
         .headers
