@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::base::NodeId;
+use crate::broker::log_driver::DriverSettings;
 use crate::log::config::parse_bool;
 use crate::log::{ConfigError, LogConfig};
 
@@ -89,9 +90,10 @@ pub struct BrokerSettings {
     pub socket_request_max_bytes: u32,
     /// `max.connections`: connections served at once.
     pub max_connections: usize,
-    /// `log.flush.offset.checkpoint.interval.ms`: how often each partition's checkpoint
-    /// (recovery point, log start, high watermark) is written when it changed.
-    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// The partition drivers' periodic work: `log.retention.check.interval.ms`,
+    /// `log.flush.offset.checkpoint.interval.ms`, `producer.id.expiration.ms` and
+    /// `producer.id.expiration.check.interval.ms`.
+    pub log_driver: DriverSettings,
     /// Topic-config defaults (the `log.*` keys and `message.max.bytes`).
     pub log_defaults: LogConfig,
     /// Every key set explicitly, with its value, for DescribeConfigs.
@@ -113,7 +115,7 @@ impl Default for BrokerSettings {
             connections_max_idle_ms: 600_000,
             socket_request_max_bytes: 104_857_600,
             max_connections: crate::base::limits::BROKER_CONNECTIONS_MAX,
-            log_flush_offset_checkpoint_interval_ms: 60_000,
+            log_driver: DriverSettings::default(),
             log_defaults,
             overrides: BTreeMap::new(),
         }
@@ -175,7 +177,28 @@ impl BrokerSettings {
                 if n < 0 {
                     return Err(invalid(key, value, "must be at least 0"));
                 }
-                self.log_flush_offset_checkpoint_interval_ms = n as u64;
+                self.log_driver.checkpoint_interval_ms = n as u64;
+            }
+            "log.retention.check.interval.ms" => {
+                let n: i64 = parse(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.log_driver.retention_check_interval_ms = n as u64;
+            }
+            "producer.id.expiration.ms" => {
+                let n: i32 = parse(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.log_driver.producer_id_expiration_ms = i64::from(n);
+            }
+            "producer.id.expiration.check.interval.ms" => {
+                let n: i32 = parse(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.log_driver.producer_id_expiration_check_interval_ms = n as u64;
             }
             "max.connections" => {
                 let n: i64 = parse(key, value)?;
@@ -215,8 +238,11 @@ impl BrokerSettings {
             "default.replication.factor",
             "delete.topic.enable",
             "log.flush.offset.checkpoint.interval.ms",
+            "log.retention.check.interval.ms",
             "max.connections",
             "num.partitions",
+            "producer.id.expiration.check.interval.ms",
+            "producer.id.expiration.ms",
             "socket.request.max.bytes",
         ];
         keys.extend(LOG_DEFAULT_KEYS.iter().map(|(k, _)| *k));
@@ -240,8 +266,16 @@ impl BrokerSettings {
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
             "max.connections" => self.max_connections.to_string(),
             "log.flush.offset.checkpoint.interval.ms" => {
-                self.log_flush_offset_checkpoint_interval_ms.to_string()
+                self.log_driver.checkpoint_interval_ms.to_string()
             }
+            "log.retention.check.interval.ms" => {
+                self.log_driver.retention_check_interval_ms.to_string()
+            }
+            "producer.id.expiration.ms" => self.log_driver.producer_id_expiration_ms.to_string(),
+            "producer.id.expiration.check.interval.ms" => self
+                .log_driver
+                .producer_id_expiration_check_interval_ms
+                .to_string(),
             _ => {
                 if let Some((_, topic_key)) = LOG_DEFAULT_KEYS.iter().find(|(k, _)| *k == key) {
                     return topic_config_value(log, topic_key);
@@ -326,15 +360,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_checkpoint_interval_is_a_broker_setting() {
+    fn the_log_drivers_intervals_are_broker_settings() {
         let mut c = NodeConfig::new(1, "127.0.0.1:0".parse().unwrap());
-        let key = "log.flush.offset.checkpoint.interval.ms";
-        assert_eq!(c.settings.value_of(key).as_deref(), Some("60000"));
-        c.set(key, "1500").unwrap();
-        assert_eq!(c.settings.log_flush_offset_checkpoint_interval_ms, 1500);
-        assert!(c.set(key, "-1").is_err());
-        assert!(c.set(key, "soon").is_err());
-        assert!(BrokerSettings::keys().contains(&key));
+        for (key, default, bad) in [
+            ("log.flush.offset.checkpoint.interval.ms", "60000", "-1"),
+            ("log.retention.check.interval.ms", "300000", "0"),
+            ("producer.id.expiration.ms", "86400000", "0"),
+            ("producer.id.expiration.check.interval.ms", "600000", "0"),
+        ] {
+            assert_eq!(c.settings.value_of(key).as_deref(), Some(default), "{key}");
+            assert!(c.set(key, bad).is_err(), "{key}={bad}");
+            assert!(c.set(key, "soon").is_err(), "{key}");
+            assert!(BrokerSettings::keys().contains(&key), "{key}");
+            c.set(key, "1500").unwrap();
+        }
+        let driver = c.settings.log_driver;
+        assert_eq!(
+            (
+                driver.checkpoint_interval_ms,
+                driver.retention_check_interval_ms,
+                driver.producer_id_expiration_ms,
+                driver.producer_id_expiration_check_interval_ms
+            ),
+            (1500, 1500, 1500, 1500)
+        );
     }
 
     #[test]

@@ -23,11 +23,32 @@ use crate::log::{AppendInfo, CheckpointJob, FlushJob, LogError, PartitionLog, Re
 const DRIVER_QUEUE_COMMANDS_MAX: usize = 4096;
 /// How often the driver checks the time-based flush policy (`flush.ms`).
 const FLUSH_POLICY_TICK_MS: u64 = 100;
-/// How often retention runs (Kafka's `log.retention.check.interval.ms` default).
-const RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
-/// How often `spawn` writes the partition checkpoint (recovery point, log start, high
-/// watermark) if it changed: Kafka's `log.flush.offset.checkpoint.interval.ms` default.
-const CHECKPOINT_INTERVAL_MS: u64 = 60_000;
+/// The driver's periodic work, by the broker settings that set it (Kafka's names; the
+/// defaults are Kafka's). Each is checked on the driver's 100 ms tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverSettings {
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often the partition checkpoint
+    /// (recovery point, log start, high watermark) is written if it changed.
+    pub checkpoint_interval_ms: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer whose last batch is older
+    /// than this is forgotten.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often that is checked.
+    pub producer_id_expiration_check_interval_ms: u64,
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        DriverSettings {
+            retention_check_interval_ms: 300_000,
+            checkpoint_interval_ms: 60_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
+        }
+    }
+}
 
 /// A job run on the driver task with the log (ListOffsets, DeleteRecords, configs...).
 type Job = Box<dyn FnOnce(&mut PartitionLog) + Send>;
@@ -170,15 +191,14 @@ type InFlight = tokio::task::JoinHandle<(FlushJob, Result<(), IoError>)>;
 
 /// Starts the driver task for `log`; returns its handle.
 pub fn spawn(log: PartitionLog) -> LogHandle {
-    spawn_with(log, Duration::from_millis(CHECKPOINT_INTERVAL_MS))
+    spawn_with(log, DriverSettings::default())
 }
 
-/// `spawn`, writing the partition checkpoint every `checkpoint_interval` (the broker's
-/// `log.flush.offset.checkpoint.interval.ms`; checked on the driver's 100 ms tick).
-pub fn spawn_with(log: PartitionLog, checkpoint_interval: Duration) -> LogHandle {
+/// `spawn` with the broker's settings for the periodic work.
+pub fn spawn_with(log: PartitionLog, settings: DriverSettings) -> LogHandle {
     let (tx, rx) = mpsc::channel(DRIVER_QUEUE_COMMANDS_MAX);
     let (hw_tx, high_watermark) = watch::channel(log.high_watermark());
-    tokio::spawn(run(log, rx, hw_tx, checkpoint_interval));
+    tokio::spawn(run(log, rx, hw_tx, settings));
     LogHandle { tx, high_watermark }
 }
 
@@ -241,10 +261,12 @@ async fn run(
     mut log: PartitionLog,
     mut rx: mpsc::Receiver<Command>,
     hw_tx: watch::Sender<Offset>,
-    checkpoint_interval: Duration,
+    settings: DriverSettings,
 ) {
+    let every = Duration::from_millis;
     let mut last_retention = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
+    let mut last_producer_expiry = tokio::time::Instant::now();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut flush_waiters: Vec<Reply<Offset>> = Vec::new();
     let mut in_flight: Option<InFlight> = None;
@@ -312,7 +334,7 @@ async fn run(
                 }
             }
             _ = tick.tick() => {
-                if last_retention.elapsed() >= Duration::from_millis(RETENTION_CHECK_INTERVAL_MS) {
+                if last_retention.elapsed() >= every(settings.retention_check_interval_ms) {
                     last_retention = tokio::time::Instant::now();
                     let now_ms = log.clock_now_ms();
                     if let Err(e) = log.apply_retention(now_ms) {
@@ -321,8 +343,18 @@ async fn run(
                 }
                 // Between flushes only: a flush in flight would advance the recovery point
                 // the checkpoint is about to record.
+                if last_producer_expiry.elapsed()
+                    >= every(settings.producer_id_expiration_check_interval_ms)
+                {
+                    last_producer_expiry = tokio::time::Instant::now();
+                    let now_ms = log.clock_now_ms();
+                    let expired = log.expire_producers(now_ms, settings.producer_id_expiration_ms);
+                    if expired > 0 {
+                        tracing::debug!(expired, dir = log.dir(), "idle producer ids expired");
+                    }
+                }
                 if in_flight.is_none()
-                    && last_checkpoint.elapsed() >= checkpoint_interval
+                    && last_checkpoint.elapsed() >= every(settings.checkpoint_interval_ms)
                 {
                     last_checkpoint = tokio::time::Instant::now();
                     if let Some(job) = log.prepare_checkpoint() {
@@ -403,7 +435,13 @@ mod tests {
         let clock = Clock::manual(1_700_000_000_000);
         let (log, _) = PartitionLog::open(shared, "p-0", LogConfig::default(), clock).unwrap();
         let interval = Duration::from_millis(400);
-        let handle = spawn_with(log, interval);
+        let handle = spawn_with(
+            log,
+            DriverSettings {
+                checkpoint_interval_ms: 400,
+                ..DriverSettings::default()
+            },
+        );
         let mut builder = RecordBatchBuilder::new(Compression::None);
         builder.append(RecordInput {
             timestamp_ms: 1_700_000_000_000,

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -197,10 +196,7 @@ impl BrokerState {
             log.set_high_watermark(log.log_end_offset());
         }
         tracing::info!(topic, partition = index, ?report, "partition opened");
-        let handle = log_driver::spawn_with(
-            log,
-            Duration::from_millis(self.config.settings.log_flush_offset_checkpoint_interval_ms),
-        );
+        let handle = log_driver::spawn_with(log, self.config.settings.log_driver);
         self.partitions.lock().expect("partitions lock").insert(
             key,
             LocalPartition {

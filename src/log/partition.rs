@@ -872,6 +872,15 @@ impl PartitionLog {
         Ok(self.log_start_offset)
     }
 
+    /// Forgets idempotent producers whose last batch is `expiration_ms` or more older
+    /// than `now_ms` (Kafka's `producer.id.expiration.ms`): every session of an
+    /// idempotent client gets a new producer id, and without expiry their state would
+    /// grow without bound. A retry from such a producer is then a new producer's batch.
+    /// Returns how many were forgotten.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
+    }
+
     /// Retention by time and size. Only segments wholly below the high watermark and
     /// not active are deleted. Returns how many were.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {

@@ -239,6 +239,15 @@ impl ProducerState {
         Ok(None)
     }
 
+    /// Forgets producers whose last batch's timestamp is `expiration_ms` or more before
+    /// `now_ms`, as Kafka expires producer ids. Returns how many.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp_ms) < expiration_ms);
+        before - self.producers.len()
+    }
+
     /// Forgets batches wholly below `log_start` and producers left with none, as Kafka
     /// evicts producers whose data is gone. Makes the state a function of the retained
     /// batches only, however it was built (live, or snapshot + replay).
@@ -463,6 +472,29 @@ mod tests {
         // Control batches and plain producers are never checked.
         assert_eq!(
             state.check(&meta(-1, -1, -1, 0, 0)),
+            Ok(SequenceVerdict::Append)
+        );
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut state = ProducerState::new();
+        let mut at = |pid: i64, timestamp_ms: i64| {
+            let mut batch = meta(pid, 0, 0, pid * 10, 0);
+            batch.max_timestamp_ms = timestamp_ms;
+            state.update(&batch);
+        };
+        at(1, 1_000);
+        at(2, 5_000);
+        at(3, 9_999);
+        // Expiration 5 s at 10 s: producer 1 (9 s idle) and 2 (exactly 5 s) go.
+        assert_eq!(state.expire(10_000, 5_000), 2);
+        assert!(state.get(ProducerId(1)).is_none() && state.get(ProducerId(2)).is_none());
+        assert!(state.get(ProducerId(3)).is_some());
+        assert_eq!(state.expire(10_000, 5_000), 0);
+        // A forgotten producer is an unknown one: its next batch may start anywhere.
+        assert_eq!(
+            state.check(&meta(1, 0, 7, 50, 0)),
             Ok(SequenceVerdict::Append)
         );
     }
