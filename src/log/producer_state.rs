@@ -477,6 +477,44 @@ mod tests {
     }
 
     #[test]
+    fn batches_of_one_request_are_checked_in_order() {
+        let mut state = ProducerState::new();
+        state.update(&meta(4, 0, 0, 0, 2));
+        // 3..=4 then 5: each continues the one before it.
+        assert_eq!(
+            state.check_all(&[meta(4, 0, 3, 3, 1), meta(4, 0, 5, 5, 0)]),
+            Ok(None)
+        );
+        // 3 then 6: the second leaves a gap after the first.
+        assert!(matches!(
+            state.check_all(&[meta(4, 0, 3, 3, 0), meta(4, 0, 6, 4, 0)]),
+            Err(SequenceError::OutOfOrder { expected: 4, .. })
+        ));
+        // Two producers interleaved, each in sequence.
+        assert_eq!(
+            state.check_all(&[
+                meta(4, 0, 3, 3, 0),
+                meta(9, 0, 0, 4, 0),
+                meta(4, 0, 4, 5, 0)
+            ]),
+            Ok(None)
+        );
+        // A retry among other batches cannot be answered with one set of offsets.
+        assert_eq!(
+            state.check_all(&[meta(4, 0, 0, 0, 2), meta(4, 0, 3, 3, 0)]),
+            Err(SequenceError::DuplicateAmongOthers { producer_id: 4 })
+        );
+        // Alone, the same retry is answered with its original offsets.
+        assert!(matches!(
+            state.check_all(&[meta(4, 0, 0, 9, 2)]),
+            Ok(Some(BatchSequence {
+                first_offset: Offset(0),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
     fn idle_producers_expire() {
         let mut state = ProducerState::new();
         let mut at = |pid: i64, timestamp_ms: i64| {
