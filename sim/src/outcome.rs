@@ -43,6 +43,8 @@ pub struct Recorder {
     /// (key, offset) the final drain found unreadable and stepped over: records
     /// destroyed at rest (bit flips), rightly never served.
     pub destroyed: Arc<Mutex<BTreeSet<(Key, i64)>>>,
+    /// Each partition's log start offset at the end, where retention may delete data.
+    pub log_starts: Arc<Mutex<BTreeMap<Key, i64>>>,
 }
 
 /// One anomaly the queue checker reported.
@@ -124,6 +126,7 @@ pub fn check_run(scenario: &Scenario, seed: u64, rec: &Recorder) -> RunOutcome {
         Ok(history) => {
             let config = scenario.checker_config();
             let destroyed = lock(&rec.destroyed).clone();
+            let log_starts = lock(&rec.log_starts).clone();
             let report = check_queue(&history, &config);
             outcome.operations = report.stats.operations;
             // Without idempotence a retry may write a value twice; where the scenario
@@ -170,7 +173,16 @@ pub fn check_run(scenario: &Scenario, seed: u64, rec: &Recorder) -> RunOutcome {
                                     .iter()
                                     .all(|offset| destroyed.contains(&(key, *offset)))
                         });
-                    let allowed = config.allowed.contains(kind) || echo || destroyed_there;
+                    // Retention deletes acknowledged data by design: a write that no read
+                    // returned is excused if it lies below where the log now starts.
+                    let expired = matches!(kind, AnomalyKind::LostWrite | AnomalyKind::Unseen)
+                        && anomaly.key.is_some_and(|key| {
+                            let start = log_starts.get(&key).copied().unwrap_or(0);
+                            !anomaly.offsets.is_empty()
+                                && anomaly.offsets.iter().all(|offset| *offset < start)
+                        });
+                    let allowed =
+                        config.allowed.contains(kind) || echo || destroyed_there || expired;
                     outcome.anomaly_lines.push(AnomalyLine {
                         kind: name.clone(),
                         allowed,
@@ -218,13 +230,26 @@ pub fn check_run(scenario: &Scenario, seed: u64, rec: &Recorder) -> RunOutcome {
     }
     if let Ok(history) = History::from_ops(ops.clone()) {
         let drain_process = u64::from(scenario.workload.producers + scenario.workload.consumers);
-        outcome
-            .failures
-            .extend(check_acked_writes(scenario, &history, drain_process));
+        outcome.failures.extend(check_acked_writes(
+            scenario,
+            &history,
+            drain_process,
+            &lock(&rec.log_starts),
+        ));
     }
     outcome.events = events;
     outcome.ops = ops;
     outcome
+}
+
+/// Whether the scenario's topic configures retention (`retention.ms` or
+/// `retention.bytes` not -1): then the log start moves and data below it is gone.
+pub fn expires_data(scenario: &Scenario) -> bool {
+    scenario.topics.iter().any(|topic| {
+        ["retention.ms", "retention.bytes"]
+            .iter()
+            .any(|key| topic.configs.get(*key).is_some_and(|v| v != "-1"))
+    })
 }
 
 /// Whether the scenario's faults may destroy data at rest (bit flips, misdirected
@@ -252,7 +277,14 @@ const VIOLATIONS_LISTED_MAX: usize = 3;
 /// acknowledged write needs a crash after its ack, and no write acknowledged before that
 /// crash at a higher offset of the partition may have survived (no holes). Skipped
 /// where the scenario's faults may destroy data at rest.
-pub fn check_acked_writes(scenario: &Scenario, history: &History, drain: u64) -> Vec<String> {
+/// `log_starts`: where each partition's log starts at the end, when retention runs;
+/// writes below it were deleted by design and are not checked.
+pub fn check_acked_writes(
+    scenario: &Scenario,
+    history: &History,
+    drain: u64,
+    log_starts: &BTreeMap<Key, i64>,
+) -> Vec<String> {
     if may_destroy_data(scenario) {
         return Vec::new();
     }
@@ -297,7 +329,7 @@ pub fn check_acked_writes(scenario: &Scenario, history: &History, drain: u64) ->
     };
     let mut violations = Vec::new();
     for &(key, offset, value, invoked_ns, _) in &acked {
-        if survives(key, offset, value) {
+        if survives(key, offset, value) || log_starts.get(&key).is_some_and(|s| offset < *s) {
             continue;
         }
         if scenario.expect.lost_writes == LostWrites::None {
@@ -550,6 +582,22 @@ mod tests {
         // Without faults that destroy data, damage excuses nothing.
         let crash_loop = Scenario::parse(SCENARIO).expect("scenario");
         assert!(!check_run(&crash_loop, 1, &lost_at_damage).ok());
+    }
+
+    #[test]
+    fn a_write_lost_below_the_final_log_start_is_expired_not_lost() {
+        let scenario = Scenario::parse(include_str!(
+            "../../fault-scenarios/single-retention-crash.toml"
+        ))
+        .expect("scenario");
+        assert!(expires_data(&scenario));
+        let below_start = recorder_with_lost_write(false);
+        lock(&below_start.log_starts).insert(0, 1);
+        let outcome = check_run(&scenario, 1, &below_start);
+        assert!(outcome.ok(), "{:?}", outcome.failures);
+        let at_start = recorder_with_lost_write(false);
+        lock(&at_start.log_starts).insert(0, 0);
+        assert!(!check_run(&scenario, 1, &at_start).ok());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use madsim::runtime::{Handle, NodeHandle as SimNode, Runtime};
 use skald::base::Rng;
 use skald::broker::{Node, NodeConfig};
-use skald::client::consumer::{list_offsets, LATEST_TIMESTAMP};
+use skald::client::consumer::{list_offsets, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use skald::client::errors::code;
 use skald::client::{
     Acks as ClientAcks, Admin, ClientConfig, Cluster, Consumer, ConsumerConfig, ConsumerRecord,
@@ -845,6 +845,22 @@ async fn drain(ctx: Ctx, process: ProcessId, deadline: Instant) -> Result<(), St
         });
         if done {
             break;
+        }
+    }
+    if crate::outcome::expires_data(&ctx.scenario) {
+        // Where retention has left each log starting: what lies below is gone by design.
+        let request: BTreeMap<TopicPartition, i64> = partitions
+            .iter()
+            .map(|tp| (tp.clone(), EARLIEST_TIMESTAMP))
+            .collect();
+        for (tp, answer) in list_offsets(&cluster, &request, 0).await {
+            match answer {
+                Ok((start, _)) => {
+                    ctx.record("drain", format!("{tp} starts at {start}"));
+                    lock(&ctx.rec.log_starts).insert(tp.partition as Key, start);
+                }
+                Err(e) => return Err(format!("{tp}: log start unknown: {e}")),
+            }
         }
     }
     for (i, tp) in partitions.iter().enumerate() {
