@@ -529,6 +529,31 @@ async fn idempotent_producers_get_fresh_ids_and_retries_their_original_offsets()
     let stored: Vec<Bytes> = values(&node).await;
     assert_eq!(stored, vec!["a", "b", "c"]);
 
+    // DescribeProducers shows the producer at its newest epoch, with its last sequence;
+    // a partition this node does not host is UNKNOWN_TOPIC_OR_PARTITION.
+    {
+        use kafka_protocol::messages::describe_producers_request::TopicRequest;
+        use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+        let request = DescribeProducersRequest::default()
+            .with_topics(vec![TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![0, 7])]);
+        let answer: DescribeProducersResponse =
+            ask(&mut s, ApiKey::DescribeProducers, 0, &request).await;
+        let partitions = &answer.topics[0].partitions;
+        assert_eq!((partitions[0].error_code, partitions[1].error_code), (0, 3));
+        let producers = &partitions[0].active_producers;
+        assert_eq!(producers.len(), 1, "{producers:?}");
+        assert_eq!(
+            (
+                producers[0].producer_id.0,
+                producers[0].producer_epoch,
+                producers[0].last_sequence
+            ),
+            (ids[0], 1, 0)
+        );
+    }
+
     // Ids are never handed out twice, even after a restart.
     node.shutdown().await.unwrap();
     let node = start(&dir).await;

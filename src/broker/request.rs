@@ -54,6 +54,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::InitProducerId, 0, 4),
+    api(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The support entry for `key`, if implemented.

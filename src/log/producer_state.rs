@@ -180,6 +180,11 @@ impl ProducerState {
         self.producers.len()
     }
 
+    /// Every producer the partition knows, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (ProducerId, &ProducerEntry)> {
+        self.producers.iter().map(|(id, entry)| (*id, entry))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }

@@ -14,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
@@ -132,6 +133,9 @@ pub async fn dispatch(state: Arc<BrokerState>, frame: Bytes) -> Pending {
         }
         RequestKind::DeleteRecords(r) => {
             ready(done(delete_records::handle(&state, r, version).await))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ready(done(describe_producers::handle(&state, r, version).await))
         }
         RequestKind::InitProducerId(r) => {
             ready(done(init_producer_id::handle(&state, r, version).await))
