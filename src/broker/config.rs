@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::base::NodeId;
 use crate::broker::log_driver::DriverSettings;
-use crate::log::config::parse_bool;
+use crate::log::config::{parse_bool, parse_int, parse_long};
 use crate::log::{ConfigError, LogConfig};
 
 /// Kafka broker keys that set a topic config's default, and the topic key they set.
@@ -122,91 +122,41 @@ impl Default for BrokerSettings {
     }
 }
 
-fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "not a valid number"))
-}
-
 impl BrokerSettings {
     /// Applies one broker setting by its Kafka name.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
-            "num.partitions" => {
-                let n: i32 = parse(key, value)?;
-                if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
-                }
-                self.num_partitions = n;
-            }
+            "num.partitions" => self.num_partitions = parse_int(key, value, 1, i32::MAX)?,
             "default.replication.factor" => {
-                let n: i16 = parse(key, value)?;
-                if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
-                }
-                self.default_replication_factor = n;
+                self.default_replication_factor =
+                    parse_int(key, value, 1, i32::from(i16::MAX))? as i16;
             }
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, value)?,
             "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,
             "connections.max.idle.ms" => {
-                let n: i64 = parse(key, value)?;
-                if n < 1 {
-                    return Err(invalid(key, value, "must be positive"));
-                }
-                self.connections_max_idle_ms = n as u64;
+                self.connections_max_idle_ms = parse_long(key, value, 1)? as u64;
             }
             "socket.request.max.bytes" => {
-                let n: i64 = parse(key, value)?;
-                let max = crate::base::limits::FRAME_BYTES_MAX as i64;
-                if !(1..=max).contains(&n) {
-                    return Err(invalid(key, value, &format!("must be in [1, {max}]")));
-                }
-                self.socket_request_max_bytes = n as u32;
+                let max = crate::base::limits::FRAME_BYTES_MAX as i32;
+                self.socket_request_max_bytes = parse_int(key, value, 1, max)? as u32;
             }
             "log.flush.offset.checkpoint.interval.ms" => {
-                let n: i32 = parse(key, value)?;
-                if n < 0 {
-                    return Err(invalid(key, value, "must be at least 0"));
-                }
-                self.log_driver.checkpoint_interval_ms = n as u64;
+                self.log_driver.checkpoint_interval_ms = parse_int(key, value, 0, i32::MAX)? as u64;
             }
             "log.retention.check.interval.ms" => {
-                let n: i64 = parse(key, value)?;
-                if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
-                }
-                self.log_driver.retention_check_interval_ms = n as u64;
+                self.log_driver.retention_check_interval_ms = parse_long(key, value, 1)? as u64;
             }
             "producer.id.expiration.ms" => {
-                let n: i32 = parse(key, value)?;
-                if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
-                }
-                self.log_driver.producer_id_expiration_ms = i64::from(n);
+                self.log_driver.producer_id_expiration_ms =
+                    i64::from(parse_int(key, value, 1, i32::MAX)?);
             }
             "producer.id.expiration.check.interval.ms" => {
-                let n: i32 = parse(key, value)?;
-                if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
-                }
-                self.log_driver.producer_id_expiration_check_interval_ms = n as u64;
+                self.log_driver.producer_id_expiration_check_interval_ms =
+                    parse_int(key, value, 1, i32::MAX)? as u64;
             }
             "max.connections" => {
-                let n: i64 = parse(key, value)?;
-                let max = crate::base::limits::BROKER_CONNECTIONS_MAX as i64;
-                if n < 0 {
-                    return Err(invalid(key, value, "must be at least 0"));
-                }
-                self.max_connections = n.min(max) as usize;
+                let max = crate::base::limits::BROKER_CONNECTIONS_MAX;
+                self.max_connections = (parse_int(key, value, 0, i32::MAX)? as usize).min(max);
             }
             _ => {
                 if let Some((_, topic_key)) = LOG_DEFAULT_KEYS.iter().find(|(k, _)| *k == key) {
@@ -214,7 +164,7 @@ impl BrokerSettings {
                 } else if let Some((_, topic_key, unit_ms)) =
                     LOG_DEFAULT_UNIT_KEYS.iter().find(|(k, _, _)| *k == key)
                 {
-                    let n: i64 = parse(key, value)?;
+                    let n = parse_long(key, value, i64::MIN)?;
                     let ms = if n < 0 {
                         -1
                     } else {

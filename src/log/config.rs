@@ -207,7 +207,8 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-fn parse_long(key: &str, value: &str, min: i64) -> Result<i64, ConfigError> {
+/// A Kafka LONG setting of at least `min`.
+pub fn parse_long(key: &str, value: &str, min: i64) -> Result<i64, ConfigError> {
     let parsed: i64 = value
         .trim()
         .parse()
@@ -218,7 +219,8 @@ fn parse_long(key: &str, value: &str, min: i64) -> Result<i64, ConfigError> {
     Ok(parsed)
 }
 
-fn parse_int(key: &str, value: &str, min: i32, max: i32) -> Result<i32, ConfigError> {
+/// A Kafka INT setting in `[min, max]`.
+pub fn parse_int(key: &str, value: &str, min: i32, max: i32) -> Result<i32, ConfigError> {
     let parsed: i32 = value
         .trim()
         .parse()
