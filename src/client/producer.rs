@@ -50,7 +50,7 @@ use crate::client::errors::{code, ClientError};
 use crate::client::metadata::TopicPartition;
 use crate::client::partitioner::partition_for_key;
 use crate::io::Clock;
-use crate::protocol::{Compression, RecordBatchBuilder, RecordInput};
+use crate::protocol::{increment_sequence, Compression, RecordBatchBuilder, RecordInput};
 
 /// Bytes a batch header takes (RecordBatch v2).
 const BATCH_OVERHEAD_BYTES: usize = 61;
@@ -746,7 +746,8 @@ impl Accumulator {
                 (Some(producer_id), None) => {
                     let next = self.sequences.entry(tp.clone()).or_insert(0);
                     let sequence = *next;
-                    *next = next_sequence(sequence, batch.records.len());
+                    let records = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
+                    *next = increment_sequence(sequence, records);
                     Some((producer_id, sequence))
                 }
                 _ => None,
@@ -984,16 +985,6 @@ impl Accumulator {
         for (_, waiter) in done {
             let _ = waiter.send(());
         }
-    }
-}
-
-/// The sequence after a batch of `records` records starting at `sequence`: sequences
-/// wrap from `i32::MAX` to 0.
-fn next_sequence(sequence: i32, records: usize) -> i32 {
-    let records = i32::try_from(records).unwrap_or(i32::MAX);
-    match sequence.checked_add(records) {
-        Some(next) => next,
-        None => records - (i32::MAX - sequence) - 1,
     }
 }
 

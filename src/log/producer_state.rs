@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::batch::BatchMeta;
 use crate::base::{Offset, ProducerEpoch, ProducerId, Sequence};
+use crate::protocol::increment_sequence;
 
 /// Batches remembered per producer (Kafka keeps the last 5, matching
 /// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
@@ -101,11 +102,7 @@ impl ProducerEntry {
             return Ok(SequenceVerdict::Duplicate(*original));
         }
         if let Some(previous) = entry.batches.back() {
-            let expected = if previous.last_sequence.0 == i32::MAX {
-                0
-            } else {
-                previous.last_sequence.0 + 1
-            };
+            let expected = increment_sequence(previous.last_sequence.0, 1);
             if sequence != expected {
                 return Err(SequenceError::OutOfOrder {
                     producer_id,
@@ -126,8 +123,10 @@ fn is_sequenced(meta: &BatchMeta) -> bool {
 
 /// The sequence of a batch's last record: sequences wrap from `i32::MAX` to 0.
 fn last_sequence(meta: &BatchMeta) -> Sequence {
-    let last = meta.base_sequence.0.wrapping_add(meta.last_offset_delta);
-    Sequence(if last < 0 { last - i32::MIN } else { last })
+    Sequence(increment_sequence(
+        meta.base_sequence.0,
+        meta.last_offset_delta,
+    ))
 }
 
 /// What to do with a produced batch of an idempotent producer.

@@ -30,8 +30,9 @@ mod record_batch_tests;
 pub use batch_builder::{BuildError, RecordBatchBuilder, RecordInput};
 pub use compression::{Compression, CompressionError};
 pub use record_batch::{
-    assign_offsets, client_batches, frame_batch, parse_batches, parse_produce_batch, scan_log,
-    set_log_append_time, set_max_timestamp, set_partition_leader_epoch, BatchError, BatchInfo,
-    LogScanner, RecordBatchHeader, ScanOutcome, ScanStop, TimestampType,
+    assign_offsets, client_batches, frame_batch, increment_sequence, parse_batches,
+    parse_produce_batch, scan_log, set_log_append_time, set_max_timestamp,
+    set_partition_leader_epoch, BatchError, BatchInfo, LogScanner, RecordBatchHeader, ScanOutcome,
+    ScanStop, TimestampType,
 };
 pub use records::{records, Record, RecordFault};

@@ -631,6 +631,16 @@ fn check_one_batch(batch: &[u8]) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// `sequence` advanced by `increment` (>= 0) as Kafka counts producer sequences: they
+/// wrap from `i32::MAX` to 0 (Kafka's `DefaultRecordBatch.incrementSequence`). The
+/// producer numbers its batches with it and the broker checks them with it.
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    match sequence.checked_add(increment) {
+        Some(next) => next,
+        None => increment - (i32::MAX - sequence) - 1,
+    }
+}
+
 /// Sets `baseOffset` in place. The CRC does not cover it, so the CRC stays valid.
 pub fn assign_offsets(batch: &mut [u8], base_offset: Offset) -> Result<(), BatchError> {
     check_one_batch(batch)?;

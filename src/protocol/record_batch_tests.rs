@@ -681,3 +681,13 @@ proptest! {
         let _ = scan_log(&bad).finish();
     }
 }
+
+#[test]
+fn sequences_wrap_from_max_to_zero() {
+    use super::record_batch::increment_sequence;
+    assert_eq!(increment_sequence(0, 5), 5);
+    assert_eq!(increment_sequence(i32::MAX - 5, 5), i32::MAX);
+    assert_eq!(increment_sequence(i32::MAX, 1), 0);
+    assert_eq!(increment_sequence(i32::MAX - 1, 4), 2);
+    assert_eq!(increment_sequence(7, 0), 7);
+}
