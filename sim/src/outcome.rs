@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::{Deserialize, Serialize};
 use skald_jepsen::history::{Body, History, HistoryBuilder, Key, Op, OpType, Outcome, Value};
 use skald_jepsen::linear::{check_partition, partition_ops, PartitionVerdict};
-use skald_jepsen::queue::{check_queue, AnomalyKind};
+use skald_jepsen::queue::{check_queue, Anomaly, AnomalyKind};
 use skald_jepsen::scenario::{FaultKind, LostWrites, Scenario};
 
 use crate::trace::{Trace, TraceEvent};
@@ -166,20 +166,14 @@ pub fn check_run(scenario: &Scenario, seed: u64, rec: &Recorder) -> RunOutcome {
                     // anywhere else is still a failure.
                     let destroyed_there = *kind == AnomalyKind::LostWrite
                         && may_destroy_data(scenario)
-                        && anomaly.key.is_some_and(|key| {
-                            !anomaly.offsets.is_empty()
-                                && anomaly
-                                    .offsets
-                                    .iter()
-                                    .all(|offset| destroyed.contains(&(key, *offset)))
+                        && at_offsets_all(anomaly, |key, offset| {
+                            destroyed.contains(&(key, offset))
                         });
                     // Retention deletes acknowledged data by design: a write that no read
                     // returned is excused if it lies below where the log now starts.
                     let expired = matches!(kind, AnomalyKind::LostWrite | AnomalyKind::Unseen)
-                        && anomaly.key.is_some_and(|key| {
-                            let start = log_starts.get(&key).copied().unwrap_or(0);
-                            !anomaly.offsets.is_empty()
-                                && anomaly.offsets.iter().all(|offset| *offset < start)
+                        && at_offsets_all(anomaly, |key, offset| {
+                            offset < log_starts.get(&key).copied().unwrap_or(0)
                         });
                     let allowed =
                         config.allowed.contains(kind) || echo || destroyed_there || expired;
@@ -240,6 +234,13 @@ pub fn check_run(scenario: &Scenario, seed: u64, rec: &Recorder) -> RunOutcome {
     outcome.events = events;
     outcome.ops = ops;
     outcome
+}
+
+/// Whether the anomaly names a key and offsets, and `holds` for each of them.
+fn at_offsets_all(anomaly: &Anomaly, holds: impl Fn(Key, i64) -> bool) -> bool {
+    anomaly.key.is_some_and(|key| {
+        !anomaly.offsets.is_empty() && anomaly.offsets.iter().all(|offset| holds(key, *offset))
+    })
 }
 
 /// Whether the scenario's topic configures retention (`retention.ms` or
