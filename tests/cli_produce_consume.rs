@@ -13,6 +13,9 @@ mod cli_support;
 use std::time::{Duration, Instant};
 
 use cli_support::{node_with_topic, run};
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::{DescribeProducersRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
 use skald::cli::ExitStatus;
 
@@ -331,6 +334,26 @@ async fn idempotent_produce_and_its_acks_rule() {
         .await
         .ok();
     assert_eq!(consumed, lines);
+    // The batches carried a producer id and sequences: the log knows one producer whose
+    // last sequence is that of the 20th record.
+    let cluster = skald::client::Cluster::connect(skald::client::ClientConfig::new(vec![node
+        .local_addr()
+        .to_string()]))
+    .await
+    .unwrap();
+    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_static_str("idem")))
+        .with_partition_indexes(vec![0])]);
+    let answer = cluster
+        .any_connection()
+        .await
+        .unwrap()
+        .send(&request)
+        .await
+        .unwrap();
+    let producers = &answer.topics[0].partitions[0].active_producers;
+    assert_eq!(producers.len(), 1, "{producers:?}");
+    assert_eq!(producers[0].last_sequence, 19);
     let refused = run(&node, "produce -t idem --idempotence --acks 1", b"x\n").await;
     let error = refused.status.unwrap_err();
     assert!(error.contains("--acks all"), "{error}");
